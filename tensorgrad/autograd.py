@@ -1,0 +1,345 @@
+"""Reverse-mode automatic differentiation: ``Function``, the graph and ``backward``.
+
+How it works, in three steps:
+
+1. ``MyOp.apply(x, y)`` unwraps the tensors to raw arrays, runs ``MyOp.forward``
+   and wraps the result in a new Tensor. If any input requires grad, the result
+   also records *how it was made*: its ``grad_fn`` is a ``Node`` holding the
+   Function, the context ``ctx`` (what forward saved) and the input tensors.
+2. The recorded nodes form a DAG from the output back to the leaves.
+   ``backward`` orders it topologically with an iterative depth-first search
+   (no recursion, so a chain of 20,000 ops or ResNet-152 is fine).
+3. Walking that order from the output, each node's ``Function.backward`` turns the
+   gradient of its output into gradients of its inputs (chain rule). Gradients
+   of the same tensor add up; a leaf that requires grad accumulates into ``.grad``.
+
+Broadcasting is handled once, here: whatever an op's backward returns is summed
+back to the shape of its input by ``unbroadcast``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from typing import Any
+
+from . import backend
+
+# ------------------------------------------------------------------ grad mode
+
+_mode = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_mode, "enabled", True)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Context manager and decorator that sets grad mode, restoring it on exit."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._saved: list[bool] = []
+
+    def __enter__(self):
+        self._saved.append(is_grad_enabled())
+        _mode.enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._saved.pop()
+        return False
+
+    def __call__(self, fn):
+        # a fresh instance per call so nested/recursive uses don't share the stack
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def no_grad() -> _GradMode:
+    """Ops run inside record no graph (``with tg.no_grad():`` or ``@tg.no_grad()``)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Turns graph recording back on inside a ``no_grad`` region."""
+    return _GradMode(True)
+
+
+# ------------------------------------------------------------- instrumentation
+# Observers that tensorgrad.profiler and tensorgrad.anomaly install; empty by default
+# so an op pays one truth test for them.
+observers: list[Any] = []
+
+
+# ----------------------------------------------------------- Function and ctx
+
+
+class Context:
+    """What a Function's forward leaves for its backward."""
+
+    def __init__(self, needs_input_grad: tuple[bool, ...], recording: bool):
+        self.needs_input_grad = needs_input_grad
+        self._recording = recording
+        self._saved: tuple = ()
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        # Nothing is kept when no input needs a gradient: no graph will use it.
+        if self._recording:
+            self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._saved is None:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access "
+                "saved tensors after they have already been freed). Saved intermediate "
+                "values of the graph are freed when you call .backward(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time."
+            )
+        return self._saved
+
+    def free(self) -> None:
+        self._saved = None
+        for k in [k for k in vars(self) if not k.startswith("_") and k != "needs_input_grad"]:
+            delattr(self, k)  # attributes a forward stashed on ctx go too
+
+
+class Node:
+    """One recorded op in the backward graph: the ``grad_fn`` of its outputs."""
+
+    __slots__ = ("function", "ctx", "inputs", "outputs", "freed", "hooks", "trace", "__weakref__")
+
+    def __init__(self, function: type, ctx: Context, inputs: tuple, outputs: list):
+        self.function = function
+        self.ctx = ctx
+        self.inputs = inputs  # the forward's positional args (Tensors and others)
+        self.outputs = outputs  # (shape, dtype) of each output, for zero gradients
+        self.freed = False
+        self.hooks: dict[int, list] | None = None  # output index -> gradient hooks
+        self.trace: str | None = None  # where the op was called (anomaly mode)
+
+    def name(self) -> str:
+        return self.function.__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}Backward>"
+
+    def parents(self):
+        """The input tensors that gradients flow into."""
+        from .tensor import Tensor
+
+        return [t for t in self.inputs if isinstance(t, Tensor) and t.requires_grad]
+
+
+class Function:
+    """Base class of every differentiable op, built-in or user-defined.
+
+    Subclass with two static methods working on raw (NumPy/CuPy) arrays::
+
+        class Mul(Function):
+            @staticmethod
+            def forward(ctx, x, y):
+                ctx.save_for_backward(x, y)
+                return x * y
+
+            @staticmethod
+            def backward(ctx, gz):
+                x, y = ctx.saved_tensors
+                return gz * y, gz * x
+
+    and call ``Mul.apply(a, b)``. ``backward`` returns one gradient per positional
+    input of ``forward`` (None where none is needed; a bare array for one input).
+    Keyword arguments to ``apply`` are passed to ``forward`` and never differentiated.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *grad_outputs: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any):
+        from .tensor import Tensor
+
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        device = _common_device(cls, tensors)
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        recording = is_grad_enabled() and any(needs)
+        ctx = Context(needs, recording)
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+
+        if observers:
+            for obs in observers:
+                obs.before_forward(cls, raw)
+        out = cls.forward(ctx, *raw, **kwargs)
+        if observers:
+            for obs in observers:
+                obs.after_forward(cls, raw, out)
+
+        multiple = isinstance(out, tuple)
+        outs = out if multiple else (out,)
+        node = Node(cls, ctx, args, [(o.shape, o.dtype) for o in outs]) if recording else None
+        results = tuple(
+            Tensor._make(o, device, grad_fn=node, output_index=i) for i, o in enumerate(outs)
+        )
+        if node is not None and observers:
+            for obs in observers:
+                obs.recorded(node)
+        return results if multiple else results[0]
+
+
+def _common_device(fn: type, tensors: list) -> backend.Device | None:
+    if not tensors:
+        return None
+    device = tensors[0].device
+    for t in tensors[1:]:
+        if t.device != device:
+            raise RuntimeError(
+                f"{fn.__name__}: expected all tensors on the same device, "
+                f"but found at least two devices, {device} and {t.device}"
+            )
+    return device
+
+
+# ------------------------------------------------------------------ broadcasting
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
+
+    Broadcasting prepends dimensions and stretches size-1 ones; the gradient of
+    a stretched value is the sum over the positions it was copied to.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise RuntimeError(f"gradient of shape {grad.shape} cannot reduce to {shape}")
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if extra:
+        grad = grad.reshape(grad.shape[extra:])
+    if grad.shape != shape:
+        raise RuntimeError(f"gradient of shape {grad.shape} cannot reduce to {shape}")
+    return grad
+
+
+# ------------------------------------------------------------------ backward
+
+
+def topological_order(root: Node) -> list[Node]:
+    """Nodes reachable from ``root``, each after every node it consumes.
+
+    An iterative post-order depth-first search: the explicit stack replaces the
+    recursion that would overflow on very deep graphs.
+    """
+    order: list[Node] = []
+    visited = {root}
+    stack = [(root, iter(root.inputs))]
+    while stack:
+        node, inputs = stack[-1]
+        for t in inputs:
+            child = getattr(t, "grad_fn", None)
+            if child is not None and child not in visited:
+                visited.add(child)
+                stack.append((child, iter(child.inputs)))
+                break
+        else:  # every input done: the node can come after them
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
+    """Accumulate d(tensor)/d(leaf) · gradient into every leaf's ``.grad``."""
+    from .tensor import Tensor
+
+    root = tensor.grad_fn
+    if root is None:  # backward of a leaf: its gradient is the seed itself
+        tensor._accumulate(gradient)
+        return
+    order = topological_order(root)
+    for node in order:
+        if node.freed:
+            node.ctx.saved_tensors  # raises the "second time" error  # noqa: B018
+    # grads[node][i]: gradient w.r.t. output i of node, summed over its consumers
+    grads: dict[Node, list] = {root: [None] * len(root.outputs)}
+    grads[root][tensor._output_index] = gradient
+    for node in reversed(order):
+        out_grads = grads.pop(node, None)  # released as soon as it is consumed
+        if out_grads is None:
+            continue
+        if node.hooks:
+            out_grads = _run_hooks(node, out_grads)
+        if node.freed:
+            node.ctx.saved_tensors  # noqa: B018
+        in_grads = _call_backward(node, out_grads)
+        if not retain_graph:
+            node.ctx.free()
+            node.freed = True
+        for inp, g in zip(node.inputs, in_grads):
+            if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+                continue
+            g = unbroadcast(g, inp.shape)
+            if g.dtype != inp.dtype:
+                g = g.astype(inp.dtype)
+            child = inp.grad_fn
+            if child is None:
+                inp._accumulate(g)
+                continue
+            slots = grads.setdefault(child, [None] * len(child.outputs))
+            i = inp._output_index
+            slots[i] = g if slots[i] is None else slots[i] + g
+
+
+def _call_backward(node: Node, out_grads: list) -> tuple:
+    if any(g is None for g in out_grads):  # an unused output of a multi-output op
+        xp = backend.get_array_module(next(g for g in out_grads if g is not None))
+        out_grads = [
+            xp.zeros(shape, dtype) if g is None else g
+            for g, (shape, dtype) in zip(out_grads, node.outputs)
+        ]
+    if observers:
+        for obs in observers:
+            obs.before_backward(node, out_grads)
+    result = node.function.backward(node.ctx, *out_grads)
+    if observers:
+        for obs in observers:
+            obs.after_backward(node, out_grads, result)
+    if not isinstance(result, tuple):
+        result = (result,)
+    n = len(node.inputs)
+    if len(result) > n and all(g is None for g in result[n:]):
+        result = result[:n]  # extra Nones are harmless (an optional input not given)
+    if len(result) > n:
+        raise RuntimeError(
+            f"{node.name()}.backward returned {len(result)} gradients, "
+            f"but forward had {n} inputs"
+        )
+    return result + (None,) * (n - len(result))
+
+
+def _run_hooks(node: Node, out_grads: list) -> list:
+    from .tensor import Tensor
+
+    out_grads = list(out_grads)
+    for i, hooks in node.hooks.items():
+        if out_grads[i] is None:
+            continue
+        for hook in hooks:
+            new = hook(Tensor(out_grads[i]))
+            if new is not None:
+                out_grads[i] = new.data if isinstance(new, Tensor) else new
+    return out_grads

@@ -1,0 +1,150 @@
+"""The array backends: NumPy on the CPU, CuPy on NVIDIA GPUs.
+
+Every op works on raw arrays through ``xp = get_array_module(array)``, so one code
+path serves both libraries. This file is the only place that knows CuPy exists:
+devices are parsed, arrays are moved and random generators are kept here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # CuPy is an optional extra; importing it must never be required.
+    import cupy as _cupy
+except Exception:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+_cuda_error: str | None = None  # why CUDA is unusable, once we know
+
+
+class Device(str):
+    """A device name: ``"cpu"`` or ``"cuda:N"``. A ``str``, so ``t.device == "cpu"``
+    works, with PyTorch's ``.type`` and ``.index`` for code that expects them."""
+
+    @property
+    def type(self) -> str:
+        return self.split(":")[0]
+
+    @property
+    def index(self) -> int | None:
+        return int(self.split(":")[1]) if ":" in self else None
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when a CUDA device is usable, else a sentence saying why not. Never raises."""
+    global _cuda_error
+    if _cuda_error is not None:
+        return _cuda_error or None
+    if _cupy is None:
+        _cuda_error = "CuPy is not installed (pip install 'tensorgrad[cuda12]')"
+    else:
+        try:
+            n = _cupy.cuda.runtime.getDeviceCount()
+            _cuda_error = "" if n > 0 else "CuPy found no CUDA device"
+        except Exception as e:  # no driver, no device, broken install ...
+            _cuda_error = f"CuPy cannot reach a CUDA device ({type(e).__name__}: {e})"
+    return _cuda_error or None
+
+
+def cuda_device_count() -> int:
+    if cuda_unavailable_reason() is not None:
+        return 0
+    return int(_cupy.cuda.runtime.getDeviceCount())
+
+
+def parse_device(device: Any) -> Device:
+    """Normalise ``None``/``"cpu"``/``"cuda"``/``"cuda:N"`` (or a Device) to a Device.
+
+    Raises ValueError for an unknown name and RuntimeError when CUDA is asked for
+    but cannot be used, saying why.
+    """
+    if device is None:
+        return Device("cpu")
+    name = str(device).strip().lower()
+    if name == "cpu":
+        return Device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available: {reason}")
+        index = 0 if name == "cuda" else name.split(":", 1)[1]
+        if not str(index).isdigit() or int(index) >= cuda_device_count():
+            raise RuntimeError(
+                f"device {device!r}: no such CUDA device ({cuda_device_count()} available)"
+            )
+        return Device(f"cuda:{int(index)}")
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def is_cupy_array(a: Any) -> bool:
+    return _cupy is not None and isinstance(a, _cupy.ndarray)
+
+
+def get_array_module(a: Any):
+    """The ``xp`` idiom: the module (numpy or cupy) that owns array ``a``."""
+    return _cupy if is_cupy_array(a) else np
+
+
+def module_for(device: Device):
+    return _cupy if device.type == "cuda" else np
+
+
+def device_of(a: Any) -> Device:
+    if is_cupy_array(a):
+        return Device(f"cuda:{a.device.id}")
+    return Device("cpu")
+
+
+def to_device(a: Any, device: Device):
+    """Move (or keep) array ``a`` on ``device``; no copy when it is already there."""
+    if device_of(a) == device:
+        return a
+    if device.type == "cpu":
+        return _cupy.asnumpy(a)
+    with _cupy.cuda.Device(device.index):
+        return _cupy.asarray(a)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    return _cupy.asnumpy(a) if is_cupy_array(a) else np.asarray(a)
+
+
+# ---------------------------------------------------------------- random numbers
+# One generator per device, all reseeded by tg.manual_seed.
+_generators: dict[str, Any] = {}
+_seed: int | None = None
+
+
+def generator(device: Device):
+    """The random generator of ``device`` (a NumPy or CuPy ``Generator``)."""
+    key = str(device)
+    if key not in _generators:
+        xp = module_for(device)
+        if xp is np:
+            _generators[key] = np.random.default_rng(_seed)
+        else:
+            with _cupy.cuda.Device(device.index):
+                _generators[key] = _cupy.random.default_rng(_seed)
+    return _generators[key]
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed every device's generator (as ``torch.manual_seed``)."""
+    global _seed
+    if not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed expects an int, got {type(seed).__name__}")
+    _seed = int(seed)
+    _generators.clear()
+
+
+def get_rng_state() -> dict:
+    """The CPU generator's state, as JSON-serialisable data (for checkpoints)."""
+    return generator(Device("cpu")).bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    g = np.random.default_rng()
+    g.bit_generator.state = state
+    _generators["cpu"] = g

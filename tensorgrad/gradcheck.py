@@ -1,0 +1,90 @@
+"""Check analytic gradients against central finite differences, in float64.
+
+For a random weighting ``v`` of the outputs, the analytic gradient of
+``L = Σ v·f(x)`` comes from ``backward``; the numeric one perturbs each input
+element by ±eps: ``(L(x + eps) - L(x - eps)) / 2eps``. A random ``v`` exercises
+every output element at the cost of one backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from . import backend
+from .autograd import no_grad
+from .tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numeric gradients disagree."""
+
+
+def _outputs(fn, inputs) -> list[Tensor]:
+    out = fn(*inputs)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    return [o for o in outs if isinstance(o, Tensor)]
+
+
+def gradcheck(fn: Callable, inputs: Sequence | Tensor, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3) -> bool:
+    """True when ``fn``'s gradients w.r.t. every input that requires grad match
+    finite differences; else raises GradcheckError naming the input, the worst
+    element and both values. Inputs must be float64."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wrt:
+        raise ValueError("gradcheck: no input requires grad")
+    for i in wrt:
+        if inputs[i].dtype != np.float64:
+            raise ValueError(
+                f"gradcheck: input {i} has dtype {inputs[i].dtype}; finite differences "
+                f"need float64 inputs (use .double())"
+            )
+    outs = _outputs(fn, inputs)
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal(o.shape) for o in outs]
+
+    def loss_value() -> float:
+        with no_grad():
+            return float(sum(float((backend.to_numpy(o.data) * w).sum())
+                             for o, w in zip(_outputs(fn, inputs), weights)))
+
+    # analytic: one backward of the weighted sum
+    for i in wrt:
+        inputs[i].grad = None
+    total = None
+    for o, w in zip(outs, weights):
+        if not o.requires_grad:
+            continue
+        term = (o * Tensor(backend.to_device(w.astype(o.dtype), o.device))).sum()
+        total = term if total is None else total + term
+    if total is not None:
+        total.backward()
+
+    for i in wrt:
+        x = inputs[i]
+        analytic = (np.zeros(x.shape) if x.grad is None else backend.to_numpy(x.grad.data))
+        numeric = np.zeros(x.shape)
+        if not x.data.flags.c_contiguous:
+            x.data = x.data.copy()  # so that the flat view below aliases the input
+        flat = x.data.reshape(-1)  # a view: writing it perturbs the input
+        for k in range(flat.size):
+            orig = flat[k].item()
+            flat[k] = orig + eps
+            plus = loss_value()
+            flat[k] = orig - eps
+            minus = loss_value()
+            flat[k] = orig
+            numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
+        err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        if err.size and err.max() > 0:
+            worst = np.unravel_index(int(np.argmax(err)), x.shape)
+            raise GradcheckError(
+                f"gradcheck failed for input {i} (shape {x.shape}) at element {worst}: "
+                f"analytic {analytic[worst]:.8g} vs numeric {numeric[worst]:.8g} "
+                f"(atol={atol}, rtol={rtol})"
+            )
+        x.grad = None
+    return True

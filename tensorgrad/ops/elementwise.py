@@ -1,0 +1,439 @@
+"""Elementwise ops: arithmetic, the unary functions and their derivatives.
+
+Every binary op broadcasts as NumPy does; its backward returns gradients of the
+broadcast shape and ``Function.apply``'s engine sums them back (``unbroadcast``).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import DEFAULT_FLOAT, Tensor, _is_float
+
+
+class Add(Function):
+    """z = x + y"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x + y
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class Sub(Function):
+    """z = x - y"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x - y
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """z = x * y"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        gx = g * y if ctx.needs_input_grad[0] else None
+        gy = g * x if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Div(Function):
+    """z = x / y;  dz/dx = 1/y,  dz/dy = -x/y²"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x / y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        gx = g / y if ctx.needs_input_grad[0] else None
+        gy = -g * x / (y * y) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Pow(Function):
+    """z = x ** y (both tensors);  dz/dx = y·x^(y-1),  dz/dy = z·log x"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        z = x**y
+        ctx.save_for_backward(x, y, z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, z = ctx.saved_tensors
+        xp = get_array_module(g)
+        gx = g * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
+        gy = None
+        if ctx.needs_input_grad[1]:
+            # log x is -inf at 0; PyTorch defines the gradient there as 0
+            safe = xp.where(x == 0, xp.ones_like(x), x)
+            gy = g * xp.where(x == 0, xp.zeros_like(z), z * xp.log(safe))
+        return gx, gy
+
+
+class PowScalar(Function):
+    """z = x ** p for a Python number p;  dz/dx = p·x^(p-1)"""
+
+    @staticmethod
+    def forward(ctx, x, *, p):
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x**p
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (ctx.p * x ** (ctx.p - 1))
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    """dz/dx = exp(x) = z"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = get_array_module(x).exp(x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * z
+
+
+class Log(Function):
+    """dz/dx = 1/x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    """dz/dx = 1 / (2·sqrt(x))"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = get_array_module(x).sqrt(x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g / (2 * z)
+
+
+class Abs(Function):
+    """dz/dx = sign(x) (0 at 0, as PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return get_array_module(x).abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * get_array_module(x).sign(x)
+
+
+class Tanh(Function):
+    """dz/dx = 1 - z²"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = get_array_module(x).tanh(x)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * (1 - z * z)
+
+
+class Sigmoid(Function):
+    """z = 1 / (1 + e^-x);  dz/dx = z(1 - z)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        # split by sign so exp never overflows: for x<0 use e^x / (1 + e^x)
+        e = xp.exp(-xp.abs(x))
+        z = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * z * (1 - z)
+
+
+class ReLU(Function):
+    """z = max(x, 0);  dz/dx = 1 where x > 0 (0 at 0, as PyTorch)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        z = get_array_module(x).maximum(x, 0)
+        ctx.save_for_backward(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g * (z > 0)
+
+
+class Clamp(Function):
+    """z = min(max(x, lo), hi);  the gradient passes where lo <= x <= hi."""
+
+    @staticmethod
+    def forward(ctx, x, *, lo, hi):
+        xp = get_array_module(x)
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return xp.clip(x, lo, hi) if (lo is not None or hi is not None) else x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        mask = True
+        if ctx.lo is not None:
+            mask = mask & (x >= ctx.lo)
+        if ctx.hi is not None:
+            mask = mask & (x <= ctx.hi)
+        return g * mask
+
+
+class Maximum(Function):
+    """z = max(x, y) elementwise; at ties the gradient is split evenly (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return get_array_module(x).maximum(x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return _split_at_ties(g, x > y, x == y)
+
+
+class Minimum(Function):
+    """z = min(x, y) elementwise; at ties the gradient is split evenly."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return get_array_module(x).minimum(x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return _split_at_ties(g, x < y, x == y)
+
+
+def _split_at_ties(g, x_wins, tie):
+    wx = x_wins + 0.5 * tie
+    wx = wx.astype(g.dtype)
+    return g * wx, g * (1 - wx)
+
+
+class Where(Function):
+    """z = x where cond else y;  the gradient goes to the branch that was taken."""
+
+    @staticmethod
+    def forward(ctx, cond, x, y):
+        ctx.save_for_backward(cond)
+        return get_array_module(x).where(cond, x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        (cond,) = ctx.saved_tensors
+        zero = g.dtype.type(0)
+        xp = get_array_module(g)
+        gx = xp.where(cond, g, zero) if ctx.needs_input_grad[1] else None
+        gy = xp.where(cond, zero, g) if ctx.needs_input_grad[2] else None
+        return None, gx, gy
+
+
+# ------------------------------------------------------------ operand handling
+
+
+def _result_dtype(a, b):
+    """PyTorch's promotion: a float wins over ints/bools; floats promote as NumPy."""
+    fa, fb = _is_float(a), _is_float(b)
+    if fa and not fb:
+        return np.dtype(a)
+    if fb and not fa:
+        return np.dtype(b)
+    return np.promote_types(a, b)
+
+
+def _scalar_dtype(value, like):
+    if isinstance(value, bool):
+        return np.dtype(bool)
+    if isinstance(value, numbers.Integral):
+        return like if like.kind != "b" else np.dtype("int64")
+    return like if _is_float(like) else DEFAULT_FLOAT
+
+
+def as_tensor_pair(a, b) -> tuple[Tensor, Tensor]:
+    """Turn ``a`` and ``b`` (Tensors, arrays or Python numbers) into tensors of one
+    dtype; a Python number takes the tensor's dtype, so it never upcasts float32."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"expected at least one Tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    ref = a if isinstance(a, Tensor) else b
+    xp = get_array_module(ref.data)
+
+    def wrap(v):
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, numbers.Number):
+            return Tensor._make(xp.asarray(v, dtype=_scalar_dtype(v, ref.dtype)), None)
+        if hasattr(v, "shape") and hasattr(v, "dtype"):
+            return Tensor._make(v, None)
+        raise TypeError(f"unsupported operand type {type(v).__name__} for a Tensor op")
+
+    a, b = wrap(a), wrap(b)
+    if a.dtype != b.dtype:
+        dtype = _result_dtype(a.dtype, b.dtype)
+        a, b = a.to(dtype=dtype), b.to(dtype=dtype)
+    return a, b
+
+
+def _check_broadcast(op: str, a: Tensor, b: Tensor) -> None:
+    if a.shape != b.shape:
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
+
+
+def _binary(fn: type[Function], name: str):
+    def op(a, b) -> Tensor:
+        a, b = as_tensor_pair(a, b)
+        _check_broadcast(name, a, b)
+        return fn.apply(a, b)
+
+    op.__name__ = name
+    op.__doc__ = fn.__doc__
+    return op
+
+
+add = _binary(Add, "add")
+sub = _binary(Sub, "sub")
+mul = _binary(Mul, "mul")
+div = _binary(Div, "div")
+maximum = _binary(Maximum, "maximum")
+minimum = _binary(Minimum, "minimum")
+
+
+def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator's name
+    if isinstance(a, Tensor) and isinstance(b, numbers.Number) and not isinstance(b, bool):
+        if not _is_float(a.dtype) and isinstance(b, float):
+            a = a.to(dtype=DEFAULT_FLOAT)
+        return PowScalar.apply(a, p=b)
+    a, b = as_tensor_pair(a, b)
+    _check_broadcast("pow", a, b)
+    return Pow.apply(a, b)
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    return Abs.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clamp: min ({min}) is greater than max ({max})")
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+def where(condition, x, y) -> Tensor:
+    """Elements of ``x`` where ``condition`` holds, else of ``y`` (broadcasting)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        raise TypeError("where: at least one of x and y must be a Tensor")
+    x, y = as_tensor_pair(x, y)
+    xp = get_array_module(x.data)
+    cond = xp.asarray(cond)
+    if cond.dtype != np.dtype(bool):
+        raise TypeError(f"where: condition must be bool, got {cond.dtype}")
+    try:
+        np.broadcast_shapes(cond.shape, x.shape, y.shape)
+    except ValueError:
+        raise ValueError(
+            f"where: condition {cond.shape}, x {x.shape} and y {y.shape} cannot be broadcast"
+        ) from None
+    return Where.apply(cond, x, y)

@@ -1,0 +1,234 @@
+"""Reductions (sum, mean, var, max, ...) and the softmax family.
+
+A reduction's backward spreads the output gradient back over the reduced axes:
+``g`` is reshaped with the reduced axes kept as size 1 and broadcast to the input.
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor, int64
+
+
+def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple[int, ...] | None:
+    """``dim`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    n = ndim if ndim > 0 else 1  # a 0-d tensor accepts dim 0 / -1, as PyTorch
+    out = []
+    for d in dims:
+        if not isinstance(d, int):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        if not -n <= d < n:
+            raise IndexError(
+                f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions"
+            )
+        out.append(d % n)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dim {dim!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def _resolve(dim, keepdim, axis, keepdims):
+    """Accept NumPy's ``axis``/``keepdims`` as aliases of ``dim``/``keepdim``."""
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
+    return dim, bool(keepdim)
+
+
+def _expand_grad(g, in_shape, axes, keepdim):
+    """Undo a reduction's shape: g -> broadcastable against the input."""
+    xp = get_array_module(g)
+    if axes is None:
+        return xp.broadcast_to(g.reshape((1,) * len(in_shape)), in_shape)
+    if not keepdim:
+        g = xp.expand_dims(g, axes)
+    return xp.broadcast_to(g, in_shape)
+
+
+def _count(shape, axes) -> int:
+    n = 1
+    for a in range(len(shape)) if axes is None else axes:
+        n *= shape[a]
+    return n
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand_grad(g, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return x.mean(axis=axes, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = _count(ctx.shape, ctx.axes)
+        return _expand_grad(g / n, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Var(Function):
+    """v = Σ(x - μ)² / (n - ddof);  dv/dx = 2(x - μ) / (n - ddof)"""
+
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim, ddof):
+        xp = get_array_module(x)
+        centered = x - x.mean(axis=axes, keepdims=True)
+        n = _count(x.shape, axes)
+        ctx.save_for_backward(centered)
+        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, n - ddof
+        v = xp.sum(centered * centered, axis=axes, keepdims=keepdim)
+        return v / x.dtype.type(ctx.denom) if ctx.denom > 0 else v * x.dtype.type("nan")
+
+    @staticmethod
+    def backward(ctx, g):
+        (centered,) = ctx.saved_tensors
+        g = _expand_grad(g, centered.shape, ctx.axes, ctx.keepdim)
+        return g * centered * centered.dtype.type(2.0 / ctx.denom)
+
+
+class MaxMin(Function):
+    """Values of the max (or min); ties share the gradient evenly."""
+
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim, largest):
+        if x.size == 0:
+            raise ValueError(f"max/min of an empty tensor of shape {x.shape}")
+        out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+        ctx.save_for_backward(x, out)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        if keepdim:
+            return out
+        return out.reshape(()) if axes is None else out.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        mask = (x == out).astype(g.dtype)
+        mask /= mask.sum(axis=ctx.axes, keepdims=True)
+        return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * mask
+
+
+class Softmax(Function):
+    """s = e^x / Σe^x;  dx = s · (g - Σ g·s)"""
+
+    @staticmethod
+    def forward(ctx, x, *, dim):
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        s = e / e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(s)
+        ctx.dim = dim
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        (s,) = ctx.saved_tensors
+        return s * (g - (g * s).sum(axis=ctx.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - logΣe^x (shifted by the max, so ±1e4 logits are fine);
+    dx = g - softmax(x) · Σg"""
+
+    @staticmethod
+    def forward(ctx, x, *, dim):
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=dim, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        xp = get_array_module(g)
+        return g - xp.exp(y) * g.sum(axis=ctx.dim, keepdims=True)
+
+
+# ------------------------------------------------------------------ wrappers
+
+
+def sum(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    return Sum.apply(x, axes=normalize_dims(dim, x.ndim, "sum"), keepdim=keepdim)
+
+
+def mean(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean needs a floating-point tensor, got dtype {x.dtype}")
+    return Mean.apply(x, axes=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
+
+
+def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    if x.dtype.kind != "f":
+        raise TypeError(f"var needs a floating-point tensor, got dtype {x.dtype}")
+    axes = normalize_dims(dim, x.ndim, "var")
+    return Var.apply(x, axes=axes, keepdim=keepdim, ddof=1 if unbiased else 0)
+
+
+def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
+    return var(x, dim, keepdim, unbiased, axis=axis, keepdims=keepdims).sqrt()
+
+
+def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    axes = normalize_dims(dim, x.ndim, "max")
+    return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=True)
+
+
+def min(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    axes = normalize_dims(dim, x.ndim, "min")
+    return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=False)
+
+
+def _arg(x: Tensor, dim, keepdim, largest: bool, name: str) -> Tensor:
+    xp = get_array_module(x.data)
+    fn = xp.argmax if largest else xp.argmin
+    if dim is None:
+        out = fn(x.data.reshape(-1))
+        if keepdim:
+            out = out.reshape((1,) * x.ndim)
+    else:
+        (axis,) = normalize_dims(dim, x.ndim, name)
+        out = fn(x.data, axis=axis)
+        if keepdim:
+            out = xp.expand_dims(out, axis)
+    return Tensor._make(xp.asarray(out).astype(int64), None)
+
+
+def argmax(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    return _arg(x, dim, keepdim, True, "argmax")
+
+
+def argmin(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    return _arg(x, dim, keepdim, False, "argmin")
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    (axis,) = normalize_dims(dim, x.ndim, "softmax")
+    return Softmax.apply(x, dim=axis)
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    (axis,) = normalize_dims(dim, x.ndim, "log_softmax")
+    return LogSoftmax.apply(x, dim=axis)

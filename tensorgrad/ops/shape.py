@@ -1,0 +1,214 @@
+"""Shape ops: reshape, permute, expand, squeeze, cat, stack, and device/dtype moves.
+
+They only rearrange values, so each backward rearranges the gradient the
+opposite way (reshape back, inverse permutation, split a concatenation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+from .reduce import normalize_dims
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, *, shape):
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, *, dims):
+        ctx.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(ctx.inverse)
+
+
+class Expand(Function):
+    """A broadcast view; the engine's unbroadcast sums the gradient back."""
+
+    @staticmethod
+    def forward(ctx, x, *, shape):
+        return get_array_module(x).broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()
+        return get_array_module(xs[0]).concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(get_array_module(g).split(g, ctx.bounds, axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *xs, axis):
+        ctx.axis = axis
+        return get_array_module(xs[0]).stack(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = g.shape[ctx.axis]
+        return tuple(g.take(i, axis=ctx.axis) for i in range(n))
+
+
+class ToCopy(Function):
+    """Move to another device and/or cast; the gradient goes back the same way."""
+
+    @staticmethod
+    def forward(ctx, x, *, device, dtype):
+        ctx.src_device, ctx.src_dtype = backend.device_of(x), x.dtype
+        return backend.to_device(x, device).astype(dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        return backend.to_device(g, ctx.src_device).astype(ctx.src_dtype, copy=False)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+# ------------------------------------------------------------------ wrappers
+
+
+def _shape_args(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], Sequence):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    shape = _shape_args(shape)
+    known = [s for s in shape if s != -1]
+    size = int(np.prod(known)) if known else 1
+    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+        x.numel() != size if -1 not in shape else (size == 0 or x.numel() % size)
+    ):
+        raise ValueError(f"reshape: shape {shape} is invalid for input of shape {x.shape} "
+                         f"({x.numel()} elements)")
+    if shape == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    dims = _shape_args(dims)
+    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} "
+                         f"dimensions of a tensor of shape {x.shape}")
+    return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    d0, d1 = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
+    dims = list(range(x.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return Permute.apply(x, dims=tuple(dims))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s = normalize_dims(start_dim, x.ndim, "flatten")[0]
+    e = normalize_dims(end_dim, x.ndim, "flatten")[0]
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return reshape(x, x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:])
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    if dim is None:
+        return reshape(x, tuple(s for s in x.shape if s != 1))
+    axes = normalize_dims(dim, x.ndim, "squeeze")
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in axes and s == 1)))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor with "
+                         f"{x.ndim} dimensions")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def expand(x: Tensor, *sizes) -> Tensor:
+    sizes = _shape_args(sizes)
+    if len(sizes) < x.ndim:
+        raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {x.shape}")
+    lead = len(sizes) - x.ndim
+    shape = tuple(x.shape[i - lead] if (s == -1 and i >= lead) else s
+                  for i, s in enumerate(sizes))
+    for i, n in enumerate(x.shape):
+        if n != 1 and n != shape[lead + i]:
+            raise ValueError(f"expand: cannot expand shape {x.shape} to {sizes}")
+    if shape == x.shape:
+        return x
+    return Expand.apply(x, shape=shape)
+
+
+def _check_same(ts: Sequence[Tensor], op: str, dim: int):
+    if not ts:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    for t in ts:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: expected Tensors, got {type(t).__name__}")
+    dtypes = {t.dtype for t in ts}
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: tensors have different dtypes {sorted(map(str, dtypes))}")
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Concatenate along an existing dimension."""
+    tensors = list(tensors)
+    _check_same(tensors, "cat", dim)
+    ref = tensors[0]
+    (axis,) = normalize_dims(dim, ref.ndim, "cat")
+    for t in tensors:
+        if t.ndim != ref.ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, ref.shape)) if i != axis
+        ):
+            raise ValueError(f"cat: shapes {[u.shape for u in tensors]} differ outside dim {dim}")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join along a new dimension."""
+    tensors = list(tensors)
+    _check_same(tensors, "stack", dim)
+    if len({t.shape for t in tensors}) > 1:
+        raise ValueError(f"stack: all tensors need the same shape, got "
+                         f"{[t.shape for t in tensors]}")
+    nd = tensors[0].ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"stack: dim {dim} out of range for {nd}-d result")
+    return Stack.apply(*tensors, axis=dim % nd)

@@ -1,0 +1,655 @@
+"""The Tensor: an array (NumPy or CuPy) plus what autograd needs to know about it.
+
+A Tensor holds its values in ``.data`` and, when it was produced by an op that
+is being recorded, the ``grad_fn`` node that made it. The arithmetic methods are
+one-line wrappers over the Functions in ``tensorgrad/ops``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import autograd, backend
+from .backend import Device
+
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+
+DEFAULT_FLOAT = float32
+
+
+def _is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _normalize_dtype(dtype) -> np.dtype | None:
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"not a dtype: {dtype!r}") from e
+
+
+class Tensor:
+    """An n-dimensional array on the CPU or a GPU that can record gradients."""
+
+    __array_ufunc__ = None  # NumPy defers to our reflected operators (np_array * t)
+    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_output_index", "_hooks",
+                 "__weakref__")
+
+    def __init__(self, data: Any, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
+            data = np.asarray(data)
+        self.data = data
+        self.grad: Tensor | None = None
+        self.grad_fn: autograd.Node | None = None
+        self._output_index = 0
+        self._hooks: list | None = None
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data, device, grad_fn=None, output_index=0) -> Tensor:
+        """Wrap an op's result without any checks (the hot path of every op)."""
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.grad_fn = grad_fn
+        t._output_index = output_index
+        t._hooks = None
+        t._requires_grad = grad_fn is not None
+        return t
+
+    # -------------------------------------------------------------- attributes
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not _is_float(self.dtype):
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {self.dtype}"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError(
+                "you can only change requires_grad of leaf tensors; use .detach() instead"
+            )
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return backend.device_of(self.data)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __hash__(self) -> int:  # identity, so tensors can key dicts and sets
+        return id(self)
+
+    # ---------------------------------------------------------- conversions
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a tensor with exactly one element, got shape {self.shape}"
+            )
+        return self.data.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        """A host (NumPy) copy of the values."""
+        return np.array(backend.to_numpy(self.data), copy=True)
+
+    def tolist(self):
+        return backend.to_numpy(self.data).tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous"
+            )
+        return bool(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", precision=4,
+                               prefix="tensor(")
+        extras = []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype != float32 and self.dtype != int64 or self.data.size == 0:
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    def to(self, *args, device=None, dtype=None) -> Tensor:
+        """``t.to("cuda")``, ``t.to(tg.float64)``, ``t.to(device=..., dtype=...)``."""
+        for a in args:
+            if isinstance(a, (str, Device)) and not _looks_like_dtype(a):
+                device = a
+            else:
+                dtype = a
+        device = self.device if device is None else backend.parse_device(device)
+        dtype = self.dtype if dtype is None else _normalize_dtype(dtype)
+        if device == self.device and dtype == self.dtype:
+            return self
+        from .ops.shape import ToCopy
+
+        return ToCopy.apply(self, device=device, dtype=dtype)
+
+    def cuda(self, device: int | None = None) -> Tensor:
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def float(self) -> Tensor:
+        return self.to(dtype=float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtype=float64)
+
+    def half(self) -> Tensor:
+        return self.to(dtype=float16)
+
+    def long(self) -> Tensor:
+        return self.to(dtype=int64)
+
+    def int(self) -> Tensor:
+        return self.to(dtype=int32)
+
+    def detach(self) -> Tensor:
+        """The same values (shared memory), cut from the graph."""
+        return Tensor._make(self.data, None)
+
+    def clone(self) -> Tensor:
+        from .ops.shape import Clone
+
+        return Clone.apply(self)
+
+    # -------------------------------------------------------------- autograd
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
+        """Compute the gradient of this tensor w.r.t. every leaf that requires grad."""
+        if create_graph:
+            raise RuntimeError(
+                "create_graph=True: higher-order gradients are not supported; "
+                "tensorgrad ops are once-differentiable"
+            )
+        if not self.requires_grad:
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; this tensor "
+                    f"has shape {self.shape}: pass gradient= of that shape"
+                )
+            gradient = backend.get_array_module(self.data).ones_like(self.data)
+        else:
+            gradient = gradient.data if isinstance(gradient, Tensor) else gradient
+            xp = backend.get_array_module(self.data)
+            gradient = xp.asarray(gradient, dtype=self.dtype)
+            if gradient.shape != self.shape:
+                raise RuntimeError(
+                    f"gradient has shape {gradient.shape} but the tensor has shape {self.shape}"
+                )
+        autograd.backward(self, gradient, retain_graph=retain_graph)
+
+    def _accumulate(self, g) -> None:
+        """Add gradient ``g`` (a raw array) into this leaf's ``.grad``."""
+        if self._hooks:
+            for hook in self._hooks:
+                new = hook(Tensor._make(g, None))
+                if new is not None:
+                    g = new.data if isinstance(new, Tensor) else new
+        if self.grad is None:
+            self.grad = Tensor._make(g.copy() if g is self.data else g, None)
+        else:
+            self.grad = Tensor._make(self.grad.data + g, None)
+
+    def register_hook(self, fn):
+        """Call ``fn(grad)`` when this tensor's gradient is computed; a returned
+        Tensor replaces the gradient. Returns a handle with ``.remove()``."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require grad")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            hooks = self._hooks
+        else:
+            node = self.grad_fn
+            if node.hooks is None:
+                node.hooks = {}
+            hooks = node.hooks.setdefault(self._output_index, [])
+        hooks.append(fn)
+        return _HookHandle(hooks, fn)
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
+        if self.grad_fn is None:
+            return
+
+        def keep(grad):
+            self.grad = grad if self.grad is None else Tensor._make(
+                self.grad.data + grad.data, None)
+
+        self.register_hook(keep)
+
+    # ---------------------------------------------------- in-place (no graph)
+    # Used by optimizers and initialisers: they change values, not the graph.
+    def zero_(self) -> Tensor:
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value) -> Tensor:
+        self.data[...] = value
+        return self
+
+    def copy_(self, src) -> Tensor:
+        src = src.data if isinstance(src, Tensor) else src
+        self.data[...] = backend.to_device(src, self.device) if hasattr(src, "shape") else src
+        return self
+
+    # ---------------------------------------------------------- operators
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __pow__(self, other):
+        return _ops().pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops().pow(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    def __setitem__(self, index, value):
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError(
+                "in-place assignment into a tensor that requires grad is not supported; "
+                "use tg.where or build a new tensor"
+            )
+        from .ops.indexing import raw_index
+
+        value = value.data if isinstance(value, Tensor) else value
+        self.data[raw_index(index)] = value
+
+    # comparisons: no gradient, bool results
+    def _compare(self, other, op):
+        other_data = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(op(self.data, other_data), None)
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __invert__(self):
+        return Tensor._make(~self.data, None)
+
+    def __and__(self, other):
+        return self._compare(other, lambda a, b: a & b)
+
+    def __or__(self, other):
+        return self._compare(other, lambda a, b: a | b)
+
+    # ---------------------------------------------------------- math methods
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def abs(self):
+        return _ops().abs(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    def sigmoid(self):
+        return _ops().sigmoid(self)
+
+    def relu(self):
+        return _ops().relu(self)
+
+    def clamp(self, min=None, max=None):
+        return _ops().clamp(self, min, max)
+
+    clip = clamp
+
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def var(self, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
+        return _ops().var(self, dim, keepdim, unbiased, axis=axis, keepdims=keepdims)
+
+    def std(self, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
+        return _ops().std(self, dim, keepdim, unbiased, axis=axis, keepdims=keepdims)
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().max(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def softmax(self, dim):
+        return _ops().softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return _ops().log_softmax(self, dim)
+
+    # ---------------------------------------------------------- shape methods
+    def reshape(self, *shape):
+        return _ops().reshape(self, *shape)
+
+    view = reshape
+
+    def transpose(self, dim0, dim1):
+        return _ops().transpose(self, dim0, dim1)
+
+    def permute(self, *dims):
+        return _ops().permute(self, *dims)
+
+    @property
+    def T(self):
+        return _ops().permute(self, *reversed(range(self.ndim)))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _ops().flatten(self, start_dim, end_dim)
+
+    def squeeze(self, dim=None):
+        return _ops().squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return _ops().unsqueeze(self, dim)
+
+    def expand(self, *sizes):
+        return _ops().expand(self, *sizes)
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self) -> None:
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def _looks_like_dtype(name) -> bool:
+    if isinstance(name, Device):
+        return False
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
+# ------------------------------------------------------------------ creation
+
+
+def _infer_dtype(data) -> np.dtype | None:
+    """PyTorch's rule: Python floats (and lists of them) become float32."""
+    if isinstance(data, bool):
+        return bool_
+    if isinstance(data, numbers.Integral):
+        return int64
+    if isinstance(data, numbers.Real):
+        return DEFAULT_FLOAT
+    return None
+
+
+def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor (a copy) from a Python number, a nested list, an array or a Tensor."""
+    dtype = _normalize_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray) or backend.is_cupy_array(data):
+        arr = data.astype(dtype or data.dtype, copy=True)
+        target = backend.device_of(arr) if device is None else backend.parse_device(device)
+        arr = backend.to_device(arr, target)
+    else:
+        if isinstance(data, (list, tuple)):
+            data = _unwrap_nested(data)
+        arr = np.array(data)
+        if dtype is None:
+            dtype = _infer_dtype(data)
+            if dtype is None:  # a list: floats -> float32, ints -> int64
+                if arr.dtype.kind == "f":
+                    dtype = DEFAULT_FLOAT
+                elif arr.dtype.kind in "iu":
+                    dtype = int64
+                elif arr.dtype.kind == "b":
+                    dtype = bool_
+                else:
+                    raise TypeError(f"cannot make a tensor from data of dtype {arr.dtype}")
+        arr = arr.astype(dtype, copy=False)
+        arr = backend.to_device(arr, backend.parse_device(device))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def _unwrap_nested(data):
+    if isinstance(data, Tensor):
+        return backend.to_numpy(data.data)
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(d) for d in data]
+    return data
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A tensor sharing memory with NumPy array ``a``."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(a).__name__}")
+    return Tensor(a)
+
+
+def _size(size) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], Sequence):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"sizes must be non-negative ints, got {size}")
+    return tuple(int(s) for s in size)
+
+
+def _creation(fill, size, dtype, device, requires_grad) -> Tensor:
+    dtype = _normalize_dtype(dtype) or DEFAULT_FLOAT
+    device = backend.parse_device(device)
+    xp = backend.module_for(device)
+    if xp is np:
+        arr = fill(np, size, dtype)
+    else:
+        with xp.cuda.Device(device.index):
+            arr = fill(xp, size, dtype)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _creation(lambda xp, s, d: xp.zeros(s, d), _size(size), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _creation(lambda xp, s, d: xp.ones(s, d), _size(size), dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _creation(lambda xp, s, d: xp.empty(s, d), _size(size), dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = _infer_dtype(fill_value)
+    size = _size((size,) if isinstance(size, Sequence) else (size,))
+    return _creation(lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device,
+                     requires_grad)
+
+
+def _random(kind, size, dtype, device, requires_grad) -> Tensor:
+    dtype = _normalize_dtype(dtype) or DEFAULT_FLOAT
+    if not _is_float(dtype):
+        raise TypeError(f"{kind}: random floats need a floating dtype, got {dtype}")
+    dev = backend.parse_device(device)
+    gen = backend.generator(dev)
+    # Generators draw float32/float64 only; float16 is drawn in float32 and cast.
+    draw = dtype if dtype in (float32, float64) else float32
+    if kind == "randn":
+        arr = gen.standard_normal(size, dtype=draw)
+    else:
+        arr = gen.random(size, dtype=draw)
+    return Tensor(arr.astype(dtype, copy=False), requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples (from the generator that tg.manual_seed seeds)."""
+    return _random("randn", _size(size), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    return _random("rand", _size(size), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = int64 if is_int else DEFAULT_FLOAT
+    dev = backend.parse_device(device)
+    arr = backend.module_for(dev).arange(start, end, step, dtype=_normalize_dtype(dtype))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
