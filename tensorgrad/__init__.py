@@ -5,11 +5,13 @@
     (x * x).sum().backward()      # x.grad == 2x
 """
 
-from . import cuda, functional
+from . import cuda, data, functional, profiler, viz
+from .anomaly import detect_anomaly
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad
 from .backend import Device, get_array_module, get_rng_state, manual_seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck
 from .ops import cat, maximum, minimum, stack, where
+from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,
@@ -36,6 +38,8 @@ bool = bool_  # noqa: A001 - tg.bool, as torch.bool
 
 __all__ = [
     "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "bool", "cat",
+    "detect_anomaly", "profiler", "viz",
+    "data", "load", "save",
     "cuda", "empty", "enable_grad", "float16", "float32", "float64", "from_numpy", "full",
     "functional", "get_array_module", "get_rng_state", "gradcheck", "int32", "int64",
     "is_grad_enabled", "manual_seed", "maximum", "minimum", "no_grad", "ones", "ones_like",

@@ -24,6 +24,8 @@ import functools
 import threading
 from typing import Any
 
+import numpy as np
+
 from . import backend
 
 # ------------------------------------------------------------------ grad mode
@@ -61,14 +63,15 @@ class _GradMode(contextlib.ContextDecorator):
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    """Ops run inside record no graph (``with tg.no_grad():`` or ``@tg.no_grad()``)."""
-    return _GradMode(False)
+def no_grad(fn=None):
+    """Ops run inside record no graph: ``with tg.no_grad():``, ``@tg.no_grad()``
+    or, as PyTorch also allows, ``@tg.no_grad`` without parentheses."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
-def enable_grad() -> _GradMode:
-    """Turns graph recording back on inside a ``no_grad`` region."""
-    return _GradMode(True)
+def enable_grad(fn=None):
+    """Turns graph recording back on inside a ``no_grad`` region (same three forms)."""
+    return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 
 # ------------------------------------------------------------- instrumentation
@@ -187,6 +190,8 @@ class Function:
 
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
+        # NumPy turns 0-d results into scalars (np.float32); .data is always an array
+        outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
         node = Node(cls, ctx, args, [(o.shape, o.dtype) for o in outs]) if recording else None
         results = tuple(
             Tensor._make(o, device, grad_fn=node, output_index=i) for i, o in enumerate(outs)
@@ -277,6 +282,8 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
     # grads[node][i]: gradient w.r.t. output i of node, summed over its consumers
     grads: dict[Node, list] = {root: [None] * len(root.outputs)}
     grads[root][tensor._output_index] = gradient
+    # id(leaf) -> [leaf, gradient summed over its uses]: a leaf's hooks see the total once
+    leaf_grads: dict[int, list] = {}
     for node in reversed(order):
         out_grads = grads.pop(node, None)  # released as soon as it is consumed
         if out_grads is None:
@@ -297,11 +304,25 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
                 g = g.astype(inp.dtype)
             child = inp.grad_fn
             if child is None:
-                inp._accumulate(g)
+                entry = leaf_grads.setdefault(id(inp), [inp, None, False])
+                if entry[1] is None:
+                    entry[1], entry[2] = g, _is_fresh(g, in_grads, out_grads)
+                else:
+                    entry[1], entry[2] = entry[1] + g, True
                 continue
             slots = grads.setdefault(child, [None] * len(child.outputs))
             i = inp._output_index
             slots[i] = g if slots[i] is None else slots[i] + g
+    for leaf, g, owned in leaf_grads.values():
+        leaf._accumulate(g, owned)
+
+
+def _is_fresh(g: Any, in_grads: tuple, out_grads: list) -> bool:
+    """Whether ``g`` is a new array that no one else holds: not a view, not a gradient
+    passed through unchanged (x + y returns its ``g`` twice), not returned twice.
+    Such an array can become a leaf's ``.grad`` as it is, saving a copy."""
+    return (g.base is None and not any(h is g for h in out_grads)
+            and sum(h is g for h in in_grads) <= 1)
 
 
 def _call_backward(node: Node, out_grads: list) -> tuple:

@@ -80,7 +80,7 @@ def gradcheck(fn: Callable, inputs: Sequence | Tensor, eps: float = 1e-6, atol: 
             numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and err.max() > 0:
-            worst = np.unravel_index(int(np.argmax(err)), x.shape)
+            worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), x.shape))
             raise GradcheckError(
                 f"gradcheck failed for input {i} (shape {x.shape}) at element {worst}: "
                 f"analytic {analytic[worst]:.8g} vs numeric {numeric[worst]:.8g} "

@@ -247,15 +247,19 @@ class Tensor:
                 )
         autograd.backward(self, gradient, retain_graph=retain_graph)
 
-    def _accumulate(self, g) -> None:
-        """Add gradient ``g`` (a raw array) into this leaf's ``.grad``."""
+    def _accumulate(self, g, owned: bool = False) -> None:
+        """Add gradient ``g`` (a raw array) into this leaf's ``.grad``. ``owned`` says
+        that nothing else references ``g``, so ``.grad`` may keep it without a copy."""
         if self._hooks:
             for hook in self._hooks:
                 new = hook(Tensor._make(g, None))
                 if new is not None:
                     g = new.data if isinstance(new, Tensor) else new
+                    owned = False
         if self.grad is None:
-            self.grad = Tensor._make(g.copy() if g is self.data else g, None)
+            # Otherwise a copy: the engine may hand the same array to several inputs
+            # (x + x, broadcast views), and .grad must be safe to modify in place.
+            self.grad = Tensor._make(g if owned else g.copy(), None)
         else:
             self.grad = Tensor._make(self.grad.data + g, None)
 
@@ -510,6 +514,8 @@ def _looks_like_dtype(name) -> bool:
 
 def _infer_dtype(data) -> np.dtype | None:
     """PyTorch's rule: Python floats (and lists of them) become float32."""
+    if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as an array does
+        return data.dtype
     if isinstance(data, bool):
         return bool_
     if isinstance(data, numbers.Integral):

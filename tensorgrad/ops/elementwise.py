@@ -367,7 +367,16 @@ def _binary(fn: type[Function], name: str):
 add = _binary(Add, "add")
 sub = _binary(Sub, "sub")
 mul = _binary(Mul, "mul")
-div = _binary(Div, "div")
+_div = _binary(Div, "div")
+
+
+def div(a, b) -> Tensor:
+    """a / b; true division of integer tensors gives float32, as PyTorch."""
+    if not any(isinstance(v, Tensor) and _is_float(v.dtype) or isinstance(v, float)
+               for v in (a, b)):
+        a, b = as_tensor_pair(a, b)
+        a, b = a.to(dtype=DEFAULT_FLOAT), b.to(dtype=DEFAULT_FLOAT)
+    return _div(a, b)
 maximum = _binary(Maximum, "maximum")
 minimum = _binary(Minimum, "minimum")
 

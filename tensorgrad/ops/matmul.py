@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -22,10 +24,11 @@ class MatMul(Function):
         # treat vectors as matrices: a (k,) -> (1, k); b (k,) -> (k, 1)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
+        # b's dropped last axis first: for vector @ vector, g is 0-d
         if b.ndim == 1:
             g = xp.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = xp.expand_dims(g, -2)
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
@@ -69,6 +72,11 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if k_a != k_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
                          f"({k_a} != {k_b})")
+    try:  # the batch dimensions (all but the last two) broadcast as NumPy's
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions of shapes {a.shape} and {b.shape} "
+                         f"cannot be broadcast together") from None
     return MatMul.apply(a, b)
 
 

@@ -28,6 +28,8 @@ def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple[int, ...] | None
         out.append(d % n)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim!r} repeats an axis")
+    if ndim == 0:
+        return ()  # a 0-d tensor has no axis to reduce: the op is the identity
     return tuple(sorted(out))
 
 

@@ -2,3 +2,19 @@
 
 Use them to test your own ops the way tensorgrad tests its own (see the README).
 """
+
+from .geometry import (  # noqa: F401 - conv/pool parameter sets
+    Conv2dParams,
+    Pool2dParams,
+    conv2d_params,
+    pool2d_params,
+)
+from .strategies import (  # noqa: F401 - the public names of tg.testing
+    arrays,
+    assert_gradcheck,
+    broadcastable_shapes,
+    check_gradients,
+    shapes,
+    strided_arrays,
+    tensors,
+)

@@ -1,0 +1,217 @@
+"""Convolution, pooling and batch-norm ops side by side with PyTorch on the CPU.
+
+    python benchmarks/bench_ops.py [--repeat 7] [--threads N] [--quick]
+
+Each row is one op's forward + backward on a layer of a classic CNN, timed as the
+median of ``--repeat`` runs after a warm-up, in the same process for both
+frameworks, with PyTorch's thread count set to NumPy's BLAS threads. Peak memory of
+one convolution forward + backward is measured in fresh subprocesses (the growth of
+``ru_maxrss`` over a baseline taken after the inputs exist), once per framework.
+Prints a Markdown table of medians and ratios tensorgrad / torch (target: ≤ 2×).
+Needs PyTorch; without it, says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+# BLAS reads its thread count when NumPy loads, so fix it before any import below.
+_threads = next((a.split("=")[1] for a in sys.argv if a.startswith("--threads=")), None)
+THREADS = int(_threads or os.environ.get("TG_BENCH_THREADS", os.cpu_count() or 1))
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import tensorgrad as tg  # noqa: E402
+import tensorgrad.functional as F  # noqa: E402
+
+# (name, N, C_in, H, C_out, kernel, stride, padding)
+CONV_LAYERS = [
+    ("R18-CIFAR 3x3 64@32² b32", 32, 64, 32, 64, 3, 1, 1),
+    ("R18-CIFAR 3x3 128@16² b32", 32, 128, 16, 128, 3, 1, 1),
+    ("R18-CIFAR 3x3 256@8² b32", 32, 256, 8, 256, 3, 1, 1),
+    ("R18-CIFAR 3x3 512@4² b32", 32, 512, 4, 512, 3, 1, 1),
+    ("R50 conv1 7x7/2 3→64 @224² b4", 4, 3, 224, 64, 7, 2, 3),
+    ("R50 3x3 64→64 @56² b4", 4, 64, 56, 64, 3, 1, 1),
+    ("R50 1x1 64→256 @56² b4", 4, 64, 56, 256, 1, 1, 0),
+    ("R50 1x1 256→64 @56² b4", 4, 256, 56, 64, 1, 1, 0),
+    ("R50 1x1/2 256→512 @56² b4", 4, 256, 56, 512, 1, 2, 0),
+    ("R50 3x3 128 @28² b4", 4, 128, 28, 128, 3, 1, 1),
+    ("R50 3x3 256 @14² b4", 4, 256, 14, 256, 3, 1, 1),
+    ("R50 3x3 512 @7² b4", 4, 512, 7, 512, 3, 1, 1),
+]
+MEMORY_LAYERS = [CONV_LAYERS[0], CONV_LAYERS[5]]
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm-up: allocator, BLAS threads, lazy imports
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def conv_cases(torch, layers):
+    """(name, tensorgrad step, torch step) for conv forward + backward."""
+    rng = np.random.default_rng(0)
+    for name, n, c, h, o, k, s, p in layers:
+        x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+        w = rng.standard_normal((o, c, k, k), dtype=np.float32) * 0.05
+        ho = (h + 2 * p - k) // s + 1
+        g = rng.standard_normal((n, o, ho, ho), dtype=np.float32)
+        tx, tw, tgrad = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True), g
+        px = torch.from_numpy(x).requires_grad_()
+        pw = torch.from_numpy(w).requires_grad_()
+        pg = torch.from_numpy(g)
+
+        def tg_step(tx=tx, tw=tw, s=s, p=p, tgrad=tgrad):
+            tx.grad = tw.grad = None
+            F.conv2d(tx, tw, stride=s, padding=p).backward(tgrad)
+
+        def torch_step(px=px, pw=pw, s=s, p=p, pg=pg):
+            px.grad = pw.grad = None
+            torch.nn.functional.conv2d(px, pw, stride=s, padding=p).backward(pg)
+
+        yield f"conv2d {name}", tg_step, torch_step
+
+
+def other_cases(torch):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 64, 112, 112), dtype=np.float32)
+    g = rng.standard_normal((4, 64, 56, 56), dtype=np.float32)
+    tx, px = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+    pg = torch.from_numpy(g)
+
+    def tg_pool():
+        tx.grad = None
+        F.max_pool2d(tx, 3, 2, 1).backward(g)
+
+    def torch_pool():
+        px.grad = None
+        torch.nn.functional.max_pool2d(px, 3, 2, 1).backward(pg)
+
+    yield "max_pool2d 3x3/2 pad 1, 64@112² b4", tg_pool, torch_pool
+
+    x = rng.standard_normal((32, 512, 4, 4), dtype=np.float32)
+    g = rng.standard_normal((32, 512, 1, 1), dtype=np.float32)
+    tx2, px2, pg2 = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_(), \
+        torch.from_numpy(g)
+
+    def tg_gap():
+        tx2.grad = None
+        F.adaptive_avg_pool2d(tx2, 1).backward(g)
+
+    def torch_gap():
+        px2.grad = None
+        torch.nn.functional.adaptive_avg_pool2d(px2, 1).backward(pg2)
+
+    yield "adaptive_avg_pool2d →1, 512@4² b32", tg_gap, torch_gap
+
+    if not hasattr(F, "batch_norm"):
+        print("(tg.functional.batch_norm not found: batch_norm rows skipped)")
+        return
+    for n, c, h in ((32, 64, 32), (4, 256, 56)):
+        x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+        g = rng.standard_normal((n, c, h, h), dtype=np.float32)
+        tx = tg.tensor(x, requires_grad=True)
+        tw = tg.ones(c, requires_grad=True)
+        tb = tg.zeros(c, requires_grad=True)
+        trm, trv = tg.zeros(c), tg.ones(c)
+        px = torch.from_numpy(x).requires_grad_()
+        pw = torch.ones(c, requires_grad=True)
+        pb = torch.zeros(c, requires_grad=True)
+        prm, prv, pg = torch.zeros(c), torch.ones(c), torch.from_numpy(g)
+
+        def tg_bn(tx=tx, tw=tw, tb=tb, trm=trm, trv=trv, g=g):
+            tx.grad = tw.grad = tb.grad = None
+            F.batch_norm(tx, trm, trv, tw, tb, training=True).backward(g)
+
+        def torch_bn(px=px, pw=pw, pb=pb, prm=prm, prv=prv, pg=pg):
+            px.grad = pw.grad = pb.grad = None
+            torch.nn.functional.batch_norm(px, prm, prv, pw, pb, training=True).backward(pg)
+
+        yield f"batch_norm train {c}@{h}² b{n}", tg_bn, torch_bn
+
+
+# ---------------------------------------------------------------- peak memory
+
+_MEMORY_CHILD = r"""
+import os, resource, sys
+sys.path.insert(0, {root!r})
+import numpy as np
+framework, n, c, h, o, k, s, p = sys.argv[1], *map(int, sys.argv[2:])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+w = rng.standard_normal((o, c, k, k), dtype=np.float32)
+ho = (h + 2 * p - k) // s + 1
+g = rng.standard_normal((n, o, ho, ho), dtype=np.float32)
+if framework == "torch":
+    import torch
+    torch.set_num_threads({threads})
+    x, w, g = (torch.from_numpy(a) for a in (x, w, g))
+    x.requires_grad_(); w.requires_grad_()
+    conv = lambda: torch.nn.functional.conv2d(x, w, stride=s, padding=p)
+else:
+    import tensorgrad as tg, tensorgrad.functional as F
+    x, w = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
+    conv = lambda: F.conv2d(x, w, stride=s, padding=p)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+conv().backward(g)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)  # KiB -> MiB
+"""
+
+
+def peak_memory_mb(framework: str, layer) -> float:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = _MEMORY_CHILD.format(root=root, threads=THREADS)
+    args = [str(v) for v in layer[1:]]
+    out = subprocess.run([sys.executable, "-c", code, framework, *args], check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--quick", action="store_true", help="a few rows, for a smoke test")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch is not installed: nothing to compare with (pip install torch).")
+        return 0
+    torch.set_num_threads(THREADS)
+    layers = CONV_LAYERS[:2] if args.quick else CONV_LAYERS
+    print(f"# ops, CPU: {platform.processor() or platform.machine()}, {THREADS} threads, "
+          f"numpy {np.__version__}, torch {torch.__version__}, median of {args.repeat}\n")
+    print("| op (forward + backward) | tensorgrad ms | torch ms | ratio |")
+    print("|---|---:|---:|---:|")
+    cases = list(conv_cases(torch, layers)) + ([] if args.quick else list(other_cases(torch)))
+    for name, tg_step, torch_step in cases:
+        t_tg = median_ms(tg_step, args.repeat)
+        t_torch = median_ms(torch_step, args.repeat)
+        print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {t_tg / t_torch:.2f}× |", flush=True)
+    print("\n| peak memory, one conv forward + backward | tensorgrad MiB | torch MiB | ratio |")
+    print("|---|---:|---:|---:|")
+    for layer in MEMORY_LAYERS[: 1 if args.quick else None]:
+        m_tg, m_torch = peak_memory_mb("tensorgrad", layer), peak_memory_mb("torch", layer)
+        print(f"| conv2d {layer[0]} | {m_tg:.1f} | {m_torch:.1f} | "
+              f"{m_tg / max(m_torch, 1e-9):.2f}× |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

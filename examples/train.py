@@ -1,0 +1,433 @@
+"""Train a lecture architecture end to end — the project's main job (``make train``).
+
+    python examples/train.py                  # CIFAR ResNet-20 on Digits, >= 97 % in minutes
+    python examples/train.py --model resnet56 --dataset cifar10 --data-dir data/cifar10 \\
+        --epochs 160 --batch-size 128 --lr 0.1 --weight-decay 1e-4 --scheduler cosine
+
+The defaults train the CIFAR-style residual network of the lecture's ResNet section
+(LECTURE.md; He et al. 2016 §4.2: three stages of 16/32/64 channels, global average
+pooling, one FC) with SGD + momentum on scikit-learn's bundled 8×8 digits, so they
+need no download. Into ``--out DIR`` the run writes:
+
+    metrics.jsonl    one JSON line per epoch: epoch, train_loss, train_acc, test_loss,
+                     test_acc, lr, seconds
+    curves.png       loss and accuracy per epoch, train and test (redrawn every epoch)
+    checkpoint.npz   everything needed to continue (tg.save, atomic): model, optimizer
+                     and scheduler state, RNG states, epoch, best accuracy, the metrics
+                     history, the model name and the arguments
+    final.json       model, dataset, epochs, test_accuracy, test_loss, seconds, ...
+
+and its last line on stdout is ``test accuracy: 0.xxxx``.
+
+Kill-safety: the run may be killed (even with SIGKILL) at any moment and continued
+with ``--resume``. Three rules make that exact:
+
+1. The checkpoint is written *before* the epoch's line is appended to metrics.jsonl,
+   and it carries the whole metrics history. ``--resume`` rewrites metrics.jsonl from
+   that history, so a kill between the two writes (or halfway through a line) neither
+   loses nor repeats an epoch.
+2. ``tg.save`` writes a temporary file and renames it, so the checkpoint on disk is
+   always a complete one: the previous epoch's or this one's.
+3. Randomness is a function of (seed, epoch): the DataLoader draws epoch e's shuffling
+   and augmentation from (seed, e), and tensorgrad's generator (initialisation,
+   dropout) is reseeded from (seed, e) when the epoch starts. The checkpoint keeps
+   both generators' states, and a resumed run draws exactly the random numbers the
+   uninterrupted run drew, so on the CPU it ends with the same metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
+
+import models  # noqa: E402
+import nn  # noqa: E402
+import tensorgrad as tg  # noqa: E402
+import tensorgrad.functional as F  # noqa: E402
+from tensorgrad import data  # noqa: E402
+from tensorgrad.data.transforms import Transform  # noqa: E402
+
+DATASETS = {  # name -> (class in tg.data, needs --data-dir)
+    "digits": ("Digits", False),
+    "mnist": ("MNIST", True),
+    "fashion-mnist": ("FashionMNIST", True),
+    "cifar10": ("CIFAR10", True),
+}
+NUM_CLASSES = 10  # all four data sets have ten classes
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine")
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line on stderr, never as a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage + error; we want one line
+        raise UsageError(message)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(description=__doc__.split("\n")[0], prog="train.py")
+    p.add_argument("--model", default="resnet20",
+                   help="a constructor in models (resnet20, plain56, resnet18, vgg11, ...)")
+    p.add_argument("--dataset", default="digits", help=" | ".join(DATASETS))
+    p.add_argument("--data-dir", default=None, help="folder holding the data set's files")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZERS))
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD and RMSprop momentum")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--scheduler", default="cosine", help=" | ".join(SCHEDULERS))
+    p.add_argument("--image-size", type=int, default=None,
+                   help="resize images to this size (nearest); default: the data set's own")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random crops (and flips for CIFAR-10) while training")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", default=None, help="output folder (default runs/<model>-<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # for tests
+    args = p.parse_args(argv)
+
+    if args.model not in model_names():
+        raise UsageError(f"unknown model {args.model!r}; choose from {', '.join(model_names())}")
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
+    if args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {args.optimizer!r}; choose from "
+                         f"{', '.join(OPTIMIZERS)}")
+    if args.scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown scheduler {args.scheduler!r}; choose from "
+                         f"{', '.join(SCHEDULERS)}")
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, "
+                             f"got {getattr(args, name)}")
+    if args.lr <= 0:
+        raise UsageError(f"--lr must be positive, got {args.lr}")
+    needs_dir = DATASETS[args.dataset][1]
+    if needs_dir and args.data_dir is None:
+        raise UsageError(f"--dataset {args.dataset} needs --data-dir (a folder with its files)")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"data directory {args.data_dir!r} does not exist")
+    if args.out is None:
+        args.out = os.path.join("runs", f"{args.model}-{args.dataset}")
+    return args
+
+
+def model_names() -> list[str]:
+    """The constructors in ``models``: functions taking ``num_classes``."""
+    return sorted(name for name, f in vars(models).items()
+                  if inspect.isfunction(f) and not name.startswith("_")
+                  and "num_classes" in inspect.signature(f).parameters)
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if tg.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not tg.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available ({tg.cuda.unavailable_reason()})")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N")
+    return name
+
+
+# ------------------------------------------------------------------------ data
+
+
+class Resize(Transform):
+    """Nearest-neighbour resize of a (N, C, H, W) batch to size × size."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def apply(self, x, rng):
+        xp = tg.get_array_module(x)
+        rows = xp.arange(self.size) * x.shape[2] // self.size
+        cols = xp.arange(self.size) * x.shape[3] // self.size
+        return x[:, :, rows][:, :, :, cols]
+
+
+def load_data(args):
+    """Train and test sets, and the transforms of their batches (resize, augmentation,
+    normalisation with the training set's per-channel statistics)."""
+    cls = getattr(data, DATASETS[args.dataset][0])
+    kwargs = {} if args.data_dir is None else {"root": args.data_dir}
+    try:
+        train_set, test_set = cls(train=True, **kwargs), cls(train=False, **kwargs)
+    except (OSError, ValueError, RuntimeError) as e:  # missing or malformed files
+        raise UsageError(f"cannot load {args.dataset}: {e}".replace("\n", " ")) from e
+    if args.limit is not None:  # a small subset, for quick tests
+        train_set, test_set = (data.TensorDataset(*ds.get_batch(np.arange(min(args.limit,
+                                                                              len(ds)))))
+                               for ds in (train_set, test_set))
+    sample, _ = train_set.get_batch(np.arange(min(len(train_set), 10_000)))
+    sample = sample.numpy()
+    mean, std = sample.mean(axis=(0, 2, 3)), sample.std(axis=(0, 2, 3)) + 1e-6
+    in_channels, native = sample.shape[1], sample.shape[2]
+    size = args.image_size or native
+    resize = [Resize(size)] if size != native else []
+    augment = []
+    if args.augment:  # shifts by up to 1/8 of the size; mirror images only for photos
+        augment.append(data.RandomCrop(size, padding=max(1, size // 8)))
+        if args.dataset == "cifar10":
+            augment.append(data.RandomHorizontalFlip(0.5))
+    normalize = [data.Normalize(mean.tolist(), std.tolist())]
+    return (train_set, data.Compose(resize + augment + normalize),
+            test_set, data.Compose(resize + normalize), in_channels)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for one epoch, derived from the run's seed (see rule 3 above)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+# ------------------------------------------------------------------ training
+
+
+def make_optimizer(args, params):
+    if args.optimizer == "sgd":
+        return nn.optim.SGD(params, lr=args.lr, momentum=args.momentum,
+                            weight_decay=args.weight_decay)
+    if args.optimizer == "rmsprop":
+        return nn.optim.RMSprop(params, lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    if args.optimizer == "adam":
+        return nn.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
+    return nn.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def make_scheduler(args, optimizer):
+    if args.scheduler == "step":  # the paper's /10 drops, at 1/2 and 3/4 ... here every third
+        return nn.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, args.epochs // 3),
+                                            gamma=0.1)
+    if args.scheduler == "cosine":
+        return nn.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    return None
+
+
+def loss_of(output, y):
+    """Cross-entropy; GoogLeNet's auxiliary classifiers count 0.3 each, as in the paper."""
+    if isinstance(output, tuple):
+        logits, *aux = output
+        return logits, F.cross_entropy(logits, y) + sum(0.3 * F.cross_entropy(a, y) for a in aux)
+    return output, F.cross_entropy(output, y)
+
+
+def count_correct(logits, y) -> int:
+    return int((logits.data.argmax(axis=1) == y.data).sum())
+
+
+def train_epoch(model, loader, optimizer, device, bar) -> tuple[float, float]:
+    model.train()
+    seen = correct = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits, loss = loss_of(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n = len(y)
+        seen += n
+        loss_sum += loss.item() * n
+        correct += count_correct(logits, y)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                        img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    return loss_sum / seen, correct / seen
+
+
+@tg.no_grad()
+def evaluate(model, loader, device) -> tuple[float, float]:
+    model.eval()
+    seen = correct = 0
+    loss_sum = 0.0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += count_correct(logits, y)
+        seen += len(y)
+    return loss_sum / seen, correct / seen
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def write_metrics(path: Path, history: list[dict]) -> None:
+    """Rewrite metrics.jsonl from the checkpoint's history (atomically)."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    os.replace(tmp, path)
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def plot_curves(path: Path, history: list[dict], title: str) -> None:
+    """Loss and accuracy per epoch, train and test, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "accuracy")):
+        ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
+        ax.plot(epochs, [row[f"test_{key}"] for row in history], "s--", label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_suffix(".png.tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------- main
+
+
+def resume_from(path: Path, args, model, optimizer, scheduler, device) -> dict:
+    """Load a checkpoint into model, optimizer and scheduler; returns it."""
+    try:
+        ckpt = tg.load(path, map_location=device)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a usage error here
+        raise UsageError(f"cannot read checkpoint {path}: {e}") from e
+    if ckpt.get("model_name") != args.model:
+        raise UsageError(f"checkpoint {path} is for model {ckpt.get('model_name')!r}, "
+                         f"not {args.model!r}")
+    if ckpt.get("dataset") != args.dataset:
+        raise UsageError(f"checkpoint {path} was trained on {ckpt.get('dataset')!r}, "
+                         f"not {args.dataset!r}")
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt["scheduler"]:
+            scheduler.load_state_dict(ckpt["scheduler"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise UsageError(f"checkpoint {path} does not fit this run: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    tg.set_rng_state(json.loads(ckpt["rng"]["tensorgrad"]))
+    return ckpt
+
+
+def run(args) -> dict:
+    device = pick_device(args.device)
+    train_set, train_transform, test_set, test_transform, in_channels = load_data(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path, metrics_path = out / "checkpoint.npz", out / "metrics.jsonl"
+
+    tg.manual_seed(args.seed)
+    model = getattr(models, args.model)(num_classes=NUM_CLASSES, in_channels=in_channels)
+    model.to(device)
+    optimizer = make_optimizer(args, model.parameters())
+    scheduler = make_scheduler(args, optimizer)
+    # the loader augments in a background thread, one batch ahead of the model
+    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                   seed=args.seed, transform=train_transform, prefetch=2)
+    test_loader = data.DataLoader(test_set, batch_size=max(args.batch_size, 256),
+                                  transform=test_transform)
+
+    history: list[dict] = []
+    best = 0.0
+    if args.resume and ckpt_path.exists():
+        ckpt = resume_from(ckpt_path, args, model, optimizer, scheduler, device)
+        train_loader.load_state_dict(ckpt["rng"]["loader"])
+        history = [dict(row) for row in ckpt["history"]]
+        best = float(ckpt["best_accuracy"])
+        print(f"resuming {args.model} on {args.dataset} after epoch {len(history)}",
+              file=sys.stderr)
+    elif args.resume:
+        print(f"no checkpoint in {out}; starting from scratch", file=sys.stderr)
+    write_metrics(metrics_path, history)  # drops any line the checkpoint does not hold
+    if history:
+        plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")
+
+    from tqdm import tqdm
+
+    for epoch in range(len(history) + 1, args.epochs + 1):
+        tg.manual_seed(epoch_seed(args.seed, epoch))
+        train_loader.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{args.epochs}", file=sys.stderr,
+                  unit="batch", leave=False, disable=args.no_progress) as bar:
+            train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, bar)
+        test_loss, test_acc = evaluate(model, test_loader, device)
+        if scheduler is not None:
+            scheduler.step()
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+               "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
+               "seconds": time.perf_counter() - start}
+        history.append(row)
+        best = max(best, test_acc)
+        tg.save({  # first the checkpoint, then metrics.jsonl (rule 1 above)
+            "model_name": args.model, "dataset": args.dataset, "epoch": epoch,
+            "best_accuracy": best, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "rng": {"tensorgrad": json.dumps(tg.get_rng_state()),
+                    "loader": train_loader.state_dict()},
+            "history": history, "args": json.dumps(vars(args)),
+        }, ckpt_path)
+        append_metrics(metrics_path, row)
+        plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")
+        tqdm.write(f"epoch {epoch:3d}/{args.epochs}  train loss {train_loss:.4f} "
+                   f"acc {train_acc:.4f}  test loss {test_loss:.4f} acc {test_acc:.4f}  "
+                   f"lr {lr:.4g}  {row['seconds']:.1f}s")
+
+    last = history[-1]
+    final = {"model": args.model, "dataset": args.dataset, "epochs": last["epoch"],
+             "test_accuracy": last["test_acc"], "test_loss": last["test_loss"],
+             "train_accuracy": last["train_acc"], "train_loss": last["train_loss"],
+             "best_accuracy": best, "seconds": sum(row["seconds"] for row in history),
+             "device": device, "seed": args.seed,
+             "parameters": sum(int(math.prod(p.shape)) for p in model.parameters())}
+    write_json(out / "final.json", final)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        final = run(args)
+    except UsageError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    print(f"test accuracy: {final['test_accuracy']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""2-D convolution layer over (N, C, H, W) input.
+
+The weight has shape (out_channels, in_channels / groups, k_h, k_w); each output
+channel sees only its group of input channels. Output size per spatial dim:
+H' = ⌊(H + 2·pad − dil·(k − 1) − 1) / stride⌋ + 1. Default initialisation as
+PyTorch: Kaiming-uniform with a = √5 (W ~ U(−1/√fan_in, 1/√fan_in)) and
+b ~ U(−1/√fan_in, 1/√fan_in), fan_in = in_channels / groups · k_h · k_w.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorgrad.functional as F
+from tensorgrad.tensor import Tensor
+
+from . import init
+from .linear import new_parameter
+from .module import Module
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(t) != 2 or not all(isinstance(i, int) for i in t):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return t
+
+
+class Conv2d(Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must both be divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got "
+                             f"{padding_mode!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.dilation = _pair(dilation, "dilation")
+        self.padding = self._resolve_padding(padding)
+        self.groups = groups
+        self.padding_mode = padding_mode
+        kh, kw = self.kernel_size
+        self.weight = new_parameter((out_channels, in_channels // groups, kh, kw), device, dtype)
+        if bias:
+            self.bias = new_parameter((out_channels,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def _resolve_padding(self, padding) -> tuple[int, int]:
+        """Ints, pairs, or PyTorch's 'valid' / 'same' (stride 1, symmetric padding)."""
+        if padding == "valid":
+            return (0, 0)
+        if padding == "same":
+            if self.stride != (1, 1):
+                raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
+            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            if any(t % 2 for t in total):
+                raise ValueError("Conv2d: padding='same' needs an odd effective kernel size here "
+                                 f"(kernel_size={self.kernel_size}, dilation={self.dilation})")
+            return (total[0] // 2, total[1] // 2)
+        return _pair(padding, "padding")
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

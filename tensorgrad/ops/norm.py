@@ -1,0 +1,366 @@
+r"""Normalization layers: batch, layer, group, instance and local response norm.
+
+Batch, layer, group and instance norm are the same computation seen through
+different reshapes, so one Function, ``Normalize``, does all four. It views ``x``
+as an array whose *statistics axes* are reduced (the n values that share one mean
+and variance) and whose *parameter shape* says how the affine γ, β broadcast:
+
+=============  =====================  =============  ================
+op             view of x              stats axes     γ, β broadcast
+=============  =====================  =============  ================
+batch_norm     (N, C, L)              (0, 2)         (1, C, 1)
+instance_norm  (N, C, L)              (2,)           (1, C, 1)
+group_norm     (N, G, C/G, L)         (2, 3)         (1, G, C/G, 1)
+layer_norm     (M, K)                 (1,)           (1, K)
+=============  =====================  =============  ================
+
+(L is the product of the spatial sizes, K of ``normalized_shape``.)
+
+Forward, over each group of n values::
+
+    μ = Σx / n,   σ² = Σ(x - μ)² / n   (biased),   x̂ = (x - μ) / √(σ² + eps)
+    y = γ · x̂ + β
+
+Backward. With ĝ = g · γ (the gradient reaching x̂) and s = 1/√(σ² + eps)::
+
+    dβ = Σ g,   dγ = Σ g · x̂            (summed over everything γ is shared by)
+    dx = s · (ĝ - mean(ĝ) - x̂ · mean(ĝ · x̂))   (means over the n values)
+
+The last line follows from x̂ depending on every x of its group: ∂x̂_i/∂x_j =
+s · (δ_ij - 1/n - x̂_i x̂_j / n), the three terms coming from x, from μ and from σ.
+Contracting with ĝ gives the formula above. When fixed statistics are used (batch
+norm in eval mode), μ and σ are constants and dx = s · ĝ.
+
+How it is computed. x̂ is never stored: backward keeps only ``x`` (alive anyway as
+the op's input), μ and s. Substituting x̂ = s·(x - μ) turns dx into one
+affine map of g and x with per-group coefficients::
+
+    dx = k·g + a·x + b,   k = s·γ,   a = -s²·mean(ĝ·x̂),   b = -s·mean(ĝ) - μ·a
+
+and the two means need only Σg and Σg·x (Σg·x̂ = s·(Σg·x - μ·Σg)). So the backward
+reads g and x twice and writes dx once; the forward reads x twice (μ, then σ² from
+x - μ, which is kept as y's buffer) — a BatchNorm layer is a few passes over its
+activation, not the dozen of a composition of primitive ops.
+
+Running statistics (batch and instance norm in training) are updated in place, as
+PyTorch: ``running = (1 - momentum) · running + momentum · batch_stat``, where the
+variance term is the *unbiased* batch variance σ² · n / (n - 1).
+
+Local response norm (AlexNet) normalises each value by its neighbours across
+channels::
+
+    d_c = k + α/size · Σ_{j ∈ W(c)} x_j²,      y_c = x_c · d_c^(-β)
+
+with W(c) = [c - size//2, c + (size-1)//2] (zero padded), and backward::
+
+    dx_i = g_i · d_i^(-β) - (2αβ/size) · x_i · Σ_{c : i ∈ W(c)} g_c x_c d_c^(-β-1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor
+
+
+class Normalize(Function):
+    """x̂ = (x - μ)/√(σ² + eps) over ``axes`` of x viewed as ``view``; y = γ·x̂ + β.
+
+    With ``mean``/``var`` given the statistics are fixed (arrays broadcastable
+    against the view); otherwise they are the batch's, and ``running`` — a tuple
+    (running_mean, running_var, momentum) of raw arrays, either may be None — is
+    updated in place from them.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, view, axes, param_shape, eps,
+                mean=None, var=None, running=None):
+        xv = x.reshape(view)
+        n = math.prod(view[a] for a in axes)
+        ctx.batch_stats = mean is None
+        if ctx.batch_stats:
+            mean = xv.mean(axis=axes, keepdims=True)
+            y = xv - mean
+            var = _sum_product(y, y, axes) / n  # two passes: no cancellation in Σx² - nμ²
+            if running is not None:
+                _update_running(*running, mean, var, n)
+        else:
+            y = xv - mean
+        invstd = 1.0 / (var + eps) ** 0.5
+        scale = invstd if weight is None else invstd * weight.reshape(param_shape)
+        y *= scale  # y = γ·x̂, built in the buffer of x - μ
+        if bias is not None:
+            y += bias.reshape(param_shape)
+        ctx.save_for_backward(x, mean, invstd, weight)
+        ctx.shape, ctx.view, ctx.axes, ctx.param_shape, ctx.n = x.shape, view, axes, param_shape, n
+        affine = weight if weight is not None else bias
+        ctx.param_size = None if affine is None else affine.shape
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, mu, s, weight = ctx.saved_tensors
+        g, x = g.reshape(ctx.view), x.reshape(ctx.view)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        axes, pshape = ctx.axes, ctx.param_shape
+        # Every sum the formulas need is over "cells": the axes that both share one
+        # statistic and one γ (batch norm: all of (0, 2); layer norm: none). Two
+        # passes over g and x give Σg and Σg·x per cell; Σg·x̂ = s·(Σg·x - μ·Σg).
+        cell = tuple(a for a in axes if pshape[a] == 1)
+        sum_g = g.sum(axis=cell, keepdims=True) if cell else g
+        sum_gxhat = s * (_sum_product(g, x, cell) - mu * sum_g)
+        # what remains: the axes γ is shared over (for dγ, dβ), or the statistic (for dx)
+        param_rest = tuple(a for a, p in enumerate(pshape) if p == 1 and a not in cell)
+        gw = sum_gxhat.sum(axis=param_rest).reshape(ctx.param_size) if need_w else None
+        gb = sum_g.sum(axis=param_rest).reshape(ctx.param_size) if need_b else None
+        if not need_x:
+            return None, gw, gb
+        w = 1 if weight is None else weight.reshape(pshape)
+        k = s * w  # dx = k·g + A·x + B, the docstring's formula with x̂ expanded
+        if not ctx.batch_stats:  # fixed statistics are constants: A = B = 0
+            return (g * k).reshape(ctx.shape), gw, gb
+        stat_rest = tuple(a for a in axes if a not in cell)
+        mean_ghat = (w * sum_g).sum(axis=stat_rest, keepdims=True) / ctx.n
+        mean_ghat_xhat = (w * sum_gxhat).sum(axis=stat_rest, keepdims=True) / ctx.n
+        a = -s * s * mean_ghat_xhat
+        b = -s * mean_ghat - mu * a
+        gx = x * a
+        gx += b
+        gx += g * k
+        return gx.reshape(ctx.shape), gw, gb
+
+
+def _sum_product(a, b, axes: tuple[int, ...]):
+    """Σ a·b over ``axes`` (kept as size 1), without materialising a·b."""
+    xp = get_array_module(a)
+    if not axes:
+        return a * b
+    idx = "abcdefghij"[: a.ndim]
+    out = "".join(c for i, c in enumerate(idx) if i not in axes)
+    r = xp.einsum(f"{idx},{idx}->{out}", a, b)
+    return r.reshape(tuple(1 if i in axes else n for i, n in enumerate(a.shape)))
+
+
+def _update_running(running_mean, running_var, momentum, mean, var, n: int) -> None:
+    """running ← (1 - m)·running + m·batch statistic, in place; the variance unbiased.
+
+    ``mean``/``var`` hold one value per normalised group; groups that share a
+    running-stat entry (instance norm: the samples of a batch) are averaged.
+    """
+    if running_mean is not None:
+        batch_mean = mean.reshape(-1, running_mean.size).mean(axis=0)
+        running_mean *= 1.0 - momentum
+        running_mean += (momentum * batch_mean).astype(running_mean.dtype, copy=False)
+    if running_var is not None:
+        unbiased = var.reshape(-1, running_var.size).mean(axis=0) * (n / (n - 1))
+        running_var *= 1.0 - momentum
+        running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
+
+
+class LocalResponseNorm(Function):
+    """y_c = x_c · d_c^(-β), d_c = k + α/size · Σ_{j∈W(c)} x_j² (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, *, size, alpha, beta, k):
+        before, after = size // 2, (size - 1) // 2
+        d = _window_sum(x * x, before, after)
+        d *= alpha / size
+        d += k
+        scale = d ** -beta
+        ctx.save_for_backward(x, d, scale)
+        ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
+        return x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        x, d, scale = ctx.saved_tensors
+        size = ctx.size
+        t = g * x
+        t *= scale
+        t /= d  # g_c x_c d_c^(-β-1)
+        # the adjoint of a window [c-b, c+a] is the mirrored window [i-a, i+b]
+        back = _window_sum(t, (size - 1) // 2, size // 2)
+        back *= x
+        back *= 2.0 * ctx.alpha * ctx.beta / size
+        gx = g * scale
+        gx -= back
+        return gx
+
+
+def _window_sum(a, before: int, after: int):
+    """out[:, c] = Σ a[:, c-before .. c+after] along axis 1, zero padded.
+
+    A loop over the window offsets (``size`` of them), each a whole-array slice add.
+    """
+    xp = get_array_module(a)
+    c = a.shape[1]
+    padded = xp.zeros((a.shape[0], c + before + after) + a.shape[2:], dtype=a.dtype)
+    padded[:, before:before + c] = a
+    out = padded[:, 0:c].copy()
+    for offset in range(1, before + after + 1):
+        out += padded[:, offset:offset + c]
+    return out
+
+
+# ------------------------------------------------------------------ wrappers
+
+
+def _check_param(name: str, op: str, p: Tensor | None, shape: tuple, x: Tensor) -> None:
+    if p is None:
+        return
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(p).__name__}")
+    if tuple(p.shape) != tuple(shape):
+        raise ValueError(
+            f"{op}: expected {name} of shape {tuple(shape)}, got {tuple(p.shape)} "
+            f"(input {tuple(x.shape)})"
+        )
+
+
+def _check_input(op: str, x: Tensor, min_ndim: int) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}")
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{op}: expected an input with at least {min_ndim} dimensions, "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def _check_affine_dtype(op: str, x: Tensor, weight: Tensor | None, bias: Tensor | None) -> None:
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} has dtype {p.dtype} but input has dtype {x.dtype}")
+
+
+def _channel_view(x: Tensor) -> tuple[int, int, int]:
+    """(N, C, L): x of shape (N, C, *spatial) with the spatial sizes flattened."""
+    n, c = x.shape[0], x.shape[1]
+    return n, c, math.prod(x.shape[2:])
+
+
+def _fixed(stat: Tensor, x: Tensor, shape: tuple):
+    """A running statistic as a constant array broadcastable against the view.
+
+    A copy, so a later in-place update of the running statistic cannot change
+    what this op's backward sees."""
+    return stat.data.reshape(shape).astype(x.dtype)
+
+
+def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization over (N, C), (N, C, L) or (N, C, H, W) input, per channel.
+
+    Training: normalise with the batch statistics (biased variance) and update the
+    given running statistics in place (unbiased variance). Eval: use the running ones.
+    """
+    op = "batch_norm"
+    _check_input(op, x, 2)
+    n, c, spatial = _channel_view(x)
+    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_param(name, op, p, (c,), x)
+    _check_affine_dtype(op, x, weight, bias)
+    view, param_shape = (n, c, spatial), (1, c, 1)
+    config = dict(view=view, axes=(0, 2), param_shape=param_shape, eps=eps)
+    if training:
+        if n * spatial <= 1:
+            raise ValueError(
+                f"{op}: Expected more than 1 value per channel when training, "
+                f"got input size {tuple(x.shape)}"
+            )
+        running = None
+        if running_mean is not None or running_var is not None:
+            running = (None if running_mean is None else running_mean.data,
+                       None if running_var is None else running_var.data, momentum)
+        return Normalize.apply(x, weight, bias, running=running, **config)
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{op}: running_mean and running_var are required when training=False")
+    return Normalize.apply(x, weight, bias, mean=_fixed(running_mean, x, param_shape),
+                           var=_fixed(running_var, x, param_shape), **config)
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` dimensions of each sample."""
+    op = "layer_norm"
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    _check_input(op, x, 1)
+    if len(shape) == 0 or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(
+            f"{op}: normalized_shape {shape} does not match the trailing dimensions "
+            f"of the input of shape {tuple(x.shape)}"
+        )
+    _check_param("weight", op, weight, shape, x)
+    _check_param("bias", op, bias, shape, x)
+    _check_affine_dtype(op, x, weight, bias)
+    k = math.prod(shape)
+    m = math.prod(x.shape) // k if k else 0
+    return Normalize.apply(x, weight, bias, view=(m, k), axes=(1,), param_shape=(1, k), eps=eps)
+
+
+def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise each sample over groups of C/num_groups channels (and all positions)."""
+    op = "group_norm"
+    _check_input(op, x, 2)
+    n, c, spatial = _channel_view(x)
+    if not isinstance(num_groups, int) or num_groups <= 0 or c % num_groups:
+        raise ValueError(
+            f"{op}: expected the number of channels ({c}) to be divisible by num_groups, "
+            f"got num_groups={num_groups} (input {tuple(x.shape)})"
+        )
+    _check_param("weight", op, weight, (c,), x)
+    _check_param("bias", op, bias, (c,), x)
+    _check_affine_dtype(op, x, weight, bias)
+    g = num_groups
+    return Normalize.apply(x, weight, bias, view=(n, g, c // g, spatial), axes=(2, 3),
+                           param_shape=(1, g, c // g, 1), eps=eps)
+
+
+def instance_norm(x: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel of each sample over its spatial positions."""
+    op = "instance_norm"
+    _check_input(op, x, 3)
+    n, c, spatial = _channel_view(x)
+    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_param(name, op, p, (c,), x)
+    _check_affine_dtype(op, x, weight, bias)
+    config = dict(view=(n, c, spatial), axes=(2,), param_shape=(1, c, 1), eps=eps)
+    if use_input_stats:
+        if spatial <= 1:
+            raise ValueError(
+                f"{op}: Expected more than 1 spatial element when training, "
+                f"got input size {tuple(x.shape)}"
+            )
+        running = None
+        if running_mean is not None or running_var is not None:
+            running = (None if running_mean is None else running_mean.data,
+                       None if running_var is None else running_var.data, momentum)
+        return Normalize.apply(x, weight, bias, running=running, **config)
+    if running_mean is None or running_var is None:
+        raise ValueError(
+            f"{op}: running_mean and running_var are required when use_input_stats=False"
+        )
+    return Normalize.apply(x, weight, bias, mean=_fixed(running_mean, x, (1, c, 1)),
+                           var=_fixed(running_var, x, (1, c, 1)), **config)
+
+
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """AlexNet's local response normalization across ``size`` neighbouring channels."""
+    op = "local_response_norm"
+    _check_input(op, x, 3)
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"{op}: size must be a positive int, got {size!r}")
+    return LocalResponseNorm.apply(x, size=size, alpha=alpha, beta=beta, k=k)

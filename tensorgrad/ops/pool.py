@@ -1,0 +1,262 @@
+"""2-D pooling: max, average and adaptive average, with PyTorch's geometry.
+
+Window geometry (per spatial axis, input length L, kernel k, stride s, padding p):
+
+    L_out = ⌊(L + 2p − k) / s⌋ + 1                    (ceil_mode=False)
+    L_out = ⌈(L + 2p − k) / s⌉ + 1, minus one if the last window would start
+            at or beyond L + p (it must start inside the input or the left padding)
+
+A pooled image is a sum or max over the k·k kernel offsets (i, j) of strided slices
+``xpad[..., i::s, j::s]`` (each slice holds, for every window at once, the element
+at that offset). So the loops here run over kernel offsets only, never over windows.
+
+- max: the forward keeps, per output, the offset of its maximum (the argmax), not
+  the window. Backward sends each output gradient to that one input: for every
+  offset, the gradients whose argmax is that offset are added into its slice.
+- avg: y = Σ_offsets slice / divisor, so dx gets dy / divisor added into every slice.
+  The divisor counts the window's elements inside the padded input
+  (``count_include_pad=True``) or inside the input itself (False).
+- adaptive avg: window i spans [⌊i·L/out⌋, ⌈(i+1)·L/out⌉). Averaging over rows and
+  over columns are both linear maps, so y = A_h · x · A_wᵀ with averaging matrices
+  A (out, L), and dx = A_hᵀ · dy · A_w.
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from ..tensor import Tensor, _is_float
+from .conv import _pair
+from .pad import pad_array
+
+Pair = tuple[int, int]
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int,
+                     ceil_mode: bool) -> int:
+    """Number of pooling windows along one axis (PyTorch's rule, see the top)."""
+    out = (size + 2 * padding - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _geometry(shape, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool):
+    """Output size (Ho, Wo) and the padding widths of the last two axes that make every
+    window fit: the left padding, and on the right whatever the last window needs
+    (negative when it never reaches the input's end: that part is cropped)."""
+    out, widths = [], [(0, 0)] * (len(shape) - 2)
+    for size, k, s, p in zip(shape[-2:], kernel, stride, padding):
+        n = pool_output_size(size, k, s, p, ceil_mode)
+        out.append(n)
+        widths.append((p, (n - 1) * s + k - size - p))
+    return tuple(out), tuple(widths)
+
+
+def _windows(kernel: Pair, stride: Pair, out: Pair):
+    """(offset number, index) of every kernel offset: the index selects, from the
+    padded input, the element at that offset of every window."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out
+    for i in range(kh):
+        for j in range(kw):
+            yield i * kw + j, (..., slice(i, i + sh * (ho - 1) + 1, sh),
+                               slice(j, j + sw * (wo - 1) + 1, sw))
+
+
+def _unpad(gpad, widths):
+    """The adjoint of the padding: crop what was padded, zero-fill what was cropped."""
+    return pad_array(gpad, [(-a, -b) for a, b in widths], 0)
+
+
+class MaxPool2d(Function):
+    """y = max over each window; dx = dy routed to each window's argmax."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, ceil_mode):
+        xp = get_array_module(x)
+        out, widths = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+        xpad = pad_array(x, widths, -xp.inf) if any(map(any, widths)) else x
+        # the offset number fits in a byte for every kernel up to 16x16
+        argmax = xp.zeros(x.shape[:-2] + out, dtype=xp.uint8 if kernel[0] * kernel[1] < 256
+                          else xp.int32)
+        best = None
+        for k, index in _windows(kernel, stride, out):
+            v = xpad[index]
+            if best is None:
+                best = v.copy()
+                continue
+            # strictly greater keeps the first maximum; NaN wins and stays, as PyTorch
+            take = (v > best) | xp.isnan(v)
+            xp.copyto(best, v, where=take)
+            xp.copyto(argmax, xp.asarray(k, dtype=argmax.dtype), where=take)
+        ctx.save_for_backward(argmax)
+        ctx.geometry = (x.shape, widths, kernel, stride, out)
+        return best
+
+    @staticmethod
+    def backward(ctx, gy):
+        (argmax,) = ctx.saved_tensors
+        shape, widths, kernel, stride, out = ctx.geometry
+        xp = get_array_module(gy)
+        padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
+        gpad = xp.zeros(padded, dtype=gy.dtype)
+        zero = xp.zeros((), dtype=gy.dtype)
+        for k, index in _windows(kernel, stride, out):
+            gpad[index] += xp.where(argmax == k, gy, zero)
+        return _unpad(gpad, widths)
+
+
+class AvgPool2d(Function):
+    """y = Σ window / divisor; dx = dy / divisor added back into every window."""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
+        xp = get_array_module(x)
+        out, widths = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+        xpad = pad_array(x, widths, 0) if any(map(any, widths)) else x
+        total = None
+        for _, index in _windows(kernel, stride, out):
+            if total is None:
+                total = xpad[index].copy()
+            else:
+                total += xpad[index]
+        counts = []  # per axis: how many elements of each window are counted
+        for size, k, s, p, n in zip(x.shape[-2:], kernel, stride, padding, out):
+            start = xp.arange(n) * s - p
+            end = xp.minimum(start + k, size + p)
+            if not count_include_pad:
+                start, end = xp.maximum(start, 0), xp.minimum(end, size)
+            counts.append(end - start)
+        divisor = (counts[0][:, None] * counts[1][None, :]).astype(x.dtype)
+        ctx.save_for_backward(divisor)
+        ctx.geometry = (x.shape, widths, kernel, stride, out)
+        total /= divisor
+        return total
+
+    @staticmethod
+    def backward(ctx, gy):
+        (divisor,) = ctx.saved_tensors
+        shape, widths, kernel, stride, out = ctx.geometry
+        xp = get_array_module(gy)
+        padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
+        gpad = xp.zeros(padded, dtype=gy.dtype)
+        share = gy / divisor
+        for _, index in _windows(kernel, stride, out):
+            gpad[index] += share
+        return _unpad(gpad, widths)
+
+
+def _averaging_matrix(xp, size: int, out: int, dtype):
+    """A (out, size): row i averages PyTorch's adaptive window i."""
+    i = xp.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)  # ceil division
+    j = xp.arange(size)
+    inside = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+class AdaptiveAvgPool2d(Function):
+    """y = A_h x A_wᵀ; dx = A_hᵀ dy A_w (or a block mean when the windows tile x)."""
+
+    @staticmethod
+    def forward(ctx, x, *, out):
+        xp = get_array_module(x)
+        (h, w), (oh, ow) = x.shape[-2:], out
+        ctx.shape = x.shape
+        if h % oh == 0 and w % ow == 0:  # equal, disjoint windows: a mean over blocks
+            ctx.matrices = None
+            blocks = x.reshape(x.shape[:-2] + (oh, h // oh, ow, w // ow))
+            return blocks.mean(axis=(-3, -1))
+        a_h = _averaging_matrix(xp, h, oh, x.dtype)
+        a_w = _averaging_matrix(xp, w, ow, x.dtype)
+        ctx.matrices = (a_h, a_w)
+        return a_h @ x @ a_w.T
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp = get_array_module(gy)
+        shape = ctx.shape
+        if ctx.matrices is None:
+            (h, w), (oh, ow) = shape[-2:], gy.shape[-2:]
+            kh, kw = h // oh, w // ow
+            share = (gy / gy.dtype.type(kh * kw))[..., :, None, :, None]
+            blocks = xp.broadcast_to(share, gy.shape[:-2] + (oh, kh, ow, kw))
+            return blocks.reshape(shape)
+        a_h, a_w = ctx.matrices
+        return a_h.T @ gy @ a_w
+
+
+# ----------------------------------------------------------------- public functions
+
+
+def _check_pool(fn: str, x: Tensor, kernel_size, stride, padding):
+    kernel = _pair(kernel_size, "kernel_size", fn)
+    stride = kernel if stride is None else _pair(stride, "stride", fn)
+    padding = _pair(padding, "padding", fn)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{fn}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, "
+                         f"got shape {tuple(x.shape)}")
+    if not _is_float(x.dtype):
+        raise TypeError(f"{fn}: expected a floating-point input, got dtype {x.dtype}")
+    if min(kernel) < 1:
+        raise ValueError(f"{fn}: kernel_size must be positive, got {kernel}")
+    if min(stride) < 1:
+        raise ValueError(f"{fn}: stride must be positive, got {stride}")
+    if min(padding) < 0 or any(2 * p > k for p, k in zip(padding, kernel)):
+        raise ValueError(f"{fn}: padding should be non-negative and at most half of the "
+                         f"kernel size, but got padding={padding}, kernel_size={kernel}")
+    return kernel, stride, padding
+
+
+def _check_output(fn: str, x: Tensor, kernel, stride, padding, ceil_mode):
+    out, _ = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+    if min(out) < 1:
+        raise ValueError(f"{fn}: input {tuple(x.shape)} is too small for kernel_size={kernel}, "
+                         f"stride={stride}, padding={padding}: the output would be "
+                         f"{out[0]}x{out[1]}")
+
+
+def max_pool2d(x: Tensor, kernel_size: int | Pair, stride: int | Pair | None = None,
+               padding: int | Pair = 0, ceil_mode: bool = False) -> Tensor:
+    """Max over kH×kW windows of ``x`` (N, C, H, W) or (C, H, W); padding counts as -inf.
+    ``stride`` defaults to ``kernel_size``."""
+    kernel, stride, padding = _check_pool("max_pool2d", x, kernel_size, stride, padding)
+    _check_output("max_pool2d", x, kernel, stride, padding, ceil_mode)
+    return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding,
+                           ceil_mode=bool(ceil_mode))
+
+
+def avg_pool2d(x: Tensor, kernel_size: int | Pair, stride: int | Pair | None = None,
+               padding: int | Pair = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """Mean over kH×kW windows of ``x`` (N, C, H, W) or (C, H, W); zero padding is
+    counted in the mean when ``count_include_pad``. ``stride`` defaults to ``kernel_size``."""
+    kernel, stride, padding = _check_pool("avg_pool2d", x, kernel_size, stride, padding)
+    _check_output("avg_pool2d", x, kernel, stride, padding, ceil_mode)
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=padding,
+                           ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """Average ``x`` (N, C, H, W) or (C, H, W) into an ``output_size`` grid of windows
+    (an int, or a pair whose None entries keep the input's size), as PyTorch."""
+    if x.ndim not in (3, 4):
+        raise ValueError(f"adaptive_avg_pool2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) "
+                         f"input, got shape {tuple(x.shape)}")
+    if not _is_float(x.dtype):
+        raise TypeError(f"adaptive_avg_pool2d: expected a floating-point input, "
+                        f"got dtype {x.dtype}")
+    size = (output_size, output_size) if isinstance(output_size, int) or output_size is None \
+        else tuple(output_size)
+    if len(size) != 2 or not all(s is None or (isinstance(s, int) and not isinstance(s, bool))
+                                 for s in size):
+        raise TypeError(f"adaptive_avg_pool2d: output_size must be an int or a pair of "
+                        f"ints/None, got {output_size!r}")
+    out = tuple(n if s is None else s for s, n in zip(size, x.shape[-2:]))
+    if min(out) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size}")
+    if min(x.shape[-2:]) < 1:
+        raise ValueError(f"adaptive_avg_pool2d: input {tuple(x.shape)} has an empty "
+                         f"spatial dimension")
+    return AdaptiveAvgPool2d.apply(x, out=out)

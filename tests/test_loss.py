@@ -1,0 +1,299 @@
+"""Loss functions: forward against NumPy references, float64 gradchecks over
+hypothesis-drawn shapes and options, stability, errors, dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import tensorgrad as tg
+import tensorgrad.functional as F
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+# ------------------------------------------------------------ NumPy references
+
+
+def reduce(loss, reduction):
+    return {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction](loss)
+
+
+def ref_log_softmax(x):
+    """Over axis 1, in float64, shifted by the max (stable for large logits)."""
+    x = x.astype(np.float64)
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def ref_nll(logp, target, reduction):
+    picked = np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
+    return reduce(-picked, reduction)
+
+
+def ref_cross_entropy(x, target, reduction, label_smoothing):
+    logp = ref_log_softmax(x)
+    c = x.shape[1]
+    nll = -np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
+    uniform = -logp.sum(axis=1) / c
+    return reduce((1 - label_smoothing) * nll + label_smoothing * uniform, reduction)
+
+
+def ref_multi_margin(x, target, p, margin, reduction):
+    n, c = x.shape
+    loss = np.zeros(n)
+    for i in range(n):  # the definition, one sample and class at a time
+        for j in range(c):
+            if j != target[i]:
+                loss[i] += max(0.0, margin - x[i, target[i]] + x[i, j]) ** p
+    return reduce(loss / c, reduction)
+
+
+# ------------------------------------------------------------ strategies
+
+# (N, C, d1, ...) with at most two extra dimensions; targets (N, d1, ...)
+class_shapes = st.tuples(st.integers(1, 4), st.integers(1, 5),
+                         st.lists(st.integers(1, 3), max_size=2)).map(
+    lambda t: (t[0], t[1], *t[2]))
+
+
+def draw_problem(data, dtype=np.float64, shapes=class_shapes, scale=1.0):
+    shape = data.draw(shapes, label="input shape")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    x = (rng.standard_normal(shape) * scale).astype(dtype)
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    return x, target
+
+
+def leaf(a):
+    return tg.tensor(a, requires_grad=True)
+
+
+# ------------------------------------------------------------ forward
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.1, 1.0]) | st.floats(0, 1))
+def test_cross_entropy_matches_numpy(reduction, dtype, data, label_smoothing):
+    x, target = draw_problem(data, dtype)
+    loss = F.cross_entropy(tg.tensor(x), tg.tensor(target), reduction, label_smoothing)
+    expected = ref_cross_entropy(x, target, reduction, label_smoothing)
+    assert loss.dtype == dtype and loss.shape == np.shape(expected)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(data=st.data())
+def test_nll_loss_matches_numpy(reduction, dtype, data):
+    x, target = draw_problem(data, dtype)
+    loss = F.nll_loss(tg.tensor(x), tg.tensor(target), reduction)
+    assert loss.dtype == dtype
+    np.testing.assert_allclose(loss.numpy(), ref_nll(x.astype(np.float64), target, reduction),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(data=st.data())
+def test_mse_loss_matches_numpy(reduction, dtype, data):
+    shape = data.draw(st.lists(st.integers(1, 4), max_size=3).map(tuple))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x, t = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    loss = F.mse_loss(tg.tensor(x), tg.tensor(t), reduction)
+    assert loss.dtype == dtype
+    expected = reduce((x.astype(np.float64) - t) ** 2, reduction)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+two_d = st.tuples(st.integers(1, 4), st.integers(1, 5))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(data=st.data(), margin=st.floats(0.0, 2.0))
+def test_multi_margin_loss_matches_numpy(reduction, p, dtype, data, margin):
+    x, target = draw_problem(data, dtype, shapes=two_d)
+    loss = F.multi_margin_loss(tg.tensor(x), tg.tensor(target), p, margin, reduction)
+    assert loss.dtype == dtype
+    expected = ref_multi_margin(x.astype(np.float64), target, p, margin, reduction)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_multi_margin_known_value():
+    # sample 0: target 0, terms max(0, 1 - 3 + 1) = 0 and max(0, 1 - 3 + 2.5) = 0.5
+    x = tg.tensor(np.array([[3.0, 1.0, 2.5]]))
+    loss = F.multi_margin_loss(x, tg.tensor(np.array([0])))
+    assert loss.item() == pytest.approx(0.5 / 3)
+
+
+# ------------------------------------------------------------ gradients
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.3]))
+def test_cross_entropy_gradcheck(reduction, data, label_smoothing):
+    x, target = draw_problem(data, scale=2.0)
+    t = tg.tensor(target)
+    assert tg.gradcheck(lambda x: F.cross_entropy(x, t, reduction, label_smoothing), [leaf(x)])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data())
+def test_nll_loss_gradcheck(reduction, data):
+    x, target = draw_problem(data)
+    t = tg.tensor(target)
+    assert tg.gradcheck(lambda x: F.nll_loss(x, t, reduction), [leaf(x)])
+
+
+def test_nll_of_log_softmax_equals_cross_entropy_gradient():
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((4, 3)), tg.tensor(np.array([0, 2, 1, 2]))
+    a, b = leaf(x), leaf(x)
+    F.nll_loss(F.log_softmax(a, dim=1), t).backward()
+    F.cross_entropy(b, t).backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data())
+def test_mse_loss_gradcheck(reduction, data):
+    shape = data.draw(st.lists(st.integers(1, 4), max_size=3).map(tuple))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x, t = leaf(rng.standard_normal(shape)), leaf(rng.standard_normal(shape))
+    assert tg.gradcheck(lambda x, t: F.mse_loss(x, t, reduction), [x, t])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("p", [1, 2])
+@given(data=st.data(), margin=st.floats(0.0, 2.0))
+def test_multi_margin_loss_gradcheck(reduction, p, data, margin):
+    x, target = draw_problem(data, shapes=two_d)
+    h = margin - np.take_along_axis(x, target[:, None], axis=1) + x
+    assume(np.abs(h).min() > 1e-3)  # away from the hinge's kink
+    t = tg.tensor(target)
+    assert tg.gradcheck(lambda x: F.multi_margin_loss(x, t, p, margin, reduction), [leaf(x)])
+
+
+def raw_backward(y, g):
+    """The op's own backward, before the engine casts gradients to the input dtypes."""
+    return y.grad_fn.function.backward(y.grad_fn.ctx, g)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss", "multi_margin_loss", "mse_loss"])
+def test_float32_stays_float32_in_backward(name, reduction):
+    rng = np.random.default_rng(6)
+    x = leaf(rng.standard_normal((4, 3)).astype(np.float32))
+    if name == "mse_loss":
+        y = F.mse_loss(x, tg.tensor(rng.standard_normal((4, 3)).astype(np.float32)), reduction)
+    else:
+        y = getattr(F, name)(x, tg.tensor(np.array([0, 1, 2, 1])), reduction=reduction)
+    assert y.dtype == np.float32
+    grads = raw_backward(y, rng.standard_normal(y.shape).astype(np.float32))
+    assert all(g.dtype == np.float32 for g in grads if g is not None)
+
+
+# ------------------------------------------------------------ stability
+
+
+def test_cross_entropy_stable_for_huge_logits():
+    x = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3], [1e4, 1e4, -1e4]], np.float32)
+    target = np.array([1, 1, 0])
+    logits = leaf(x)
+    loss = F.cross_entropy(logits, tg.tensor(target))
+    loss.backward()
+    # sample 0 pays 2e4, sample 1 nothing, sample 2 log 2: mean (2e4 + log 2) / 3
+    assert np.isfinite(loss.item())
+    assert loss.item() == pytest.approx((2e4 + np.log(2.0)) / 3, rel=1e-6)
+    expected_grad = np.array([[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]]) / 3
+    np.testing.assert_allclose(logits.grad.numpy(), expected_grad, atol=1e-6)
+
+
+# ------------------------------------------------------------ errors
+
+LOSSES = {
+    "cross_entropy": F.cross_entropy,
+    "nll_loss": F.nll_loss,
+    "multi_margin_loss": F.multi_margin_loss,
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_float_targets_rejected(name):
+    with pytest.raises(TypeError, match=f"{name}: target .*integer dtype, got dtype float32"):
+        LOSSES[name](tg.randn(2, 3), tg.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("bad", [3, 7, -1])
+def test_out_of_range_targets_rejected(name, bad):
+    with pytest.raises(IndexError, match=f"target {bad} is out of bounds for 3 classes"):
+        LOSSES[name](tg.randn(2, 3), tg.tensor(np.array([0, bad])))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_target_shape_mismatch_rejected(name):
+    with pytest.raises(ValueError, match=r"expected target of shape \(2,\) for input of shape "
+                                         r"\(2, 3\), got \(3,\)"):
+        LOSSES[name](tg.randn(2, 3), tg.tensor(np.array([0, 1, 2])))
+
+
+@pytest.mark.parametrize("name", [*LOSSES, "mse_loss"])
+def test_bad_reduction_rejected(name):
+    fn = F.mse_loss if name == "mse_loss" else LOSSES[name]
+    target = tg.randn(2, 3) if name == "mse_loss" else tg.tensor(np.array([0, 1]))
+    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none', "
+                                         "got 'avg'"):
+        fn(tg.randn(2, 3), target, reduction="avg")
+
+
+def test_other_loss_errors():
+    t = tg.tensor(np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"label_smoothing must be between 0.0 and 1.0, got 1.5"):
+        F.cross_entropy(tg.randn(2, 3), t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"input of shape \(N, C\) or \(N, C, d1, ...\), got"):
+        F.cross_entropy(tg.randn(3), t)
+    with pytest.raises(ValueError, match=r"only p == 1 and p == 2 are supported, got p=3"):
+        F.multi_margin_loss(tg.randn(2, 3), t, p=3)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\), got \(2, 3, 4\)"):
+        F.multi_margin_loss(tg.randn(2, 3, 4), tg.tensor(np.zeros((2, 4), np.int64)))
+    with pytest.raises(ValueError, match=r"input of shape \(2, 3\) and target of shape \(3, 2\)"):
+        F.mse_loss(tg.randn(2, 3), tg.randn(3, 2))
+    with pytest.raises(TypeError, match="input has dtype float32 but target has dtype float64"):
+        F.mse_loss(tg.randn(2, 3), tg.randn(2, 3, dtype=tg.float64))
+    with pytest.raises(TypeError, match="input must be floating point, got dtype int64"):
+        F.cross_entropy(tg.tensor(np.ones((2, 3), np.int64)), t)
+
+
+# ------------------------------------------------------------ against PyTorch, if present
+
+
+def test_against_torch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(7)
+    x, target = rng.standard_normal((5, 4, 3)), rng.integers(0, 4, (5, 3))
+    x2, target2 = x[:, :, 0].copy(), target[:, 0].copy()
+    pairs = [
+        (lambda a: F.cross_entropy(a, tg.tensor(target), "sum", 0.2),
+         lambda a: tf.cross_entropy(a, torch.tensor(target), reduction="sum",
+                                    label_smoothing=0.2), x),
+        (lambda a: F.nll_loss(a, tg.tensor(target)), lambda a: tf.nll_loss(a, torch.tensor(target)),
+         x),
+        (lambda a: F.multi_margin_loss(a, tg.tensor(target2), 2, 0.5),
+         lambda a: tf.multi_margin_loss(a, torch.tensor(target2), 2, 0.5), x2),
+        (lambda a: F.mse_loss(a, tg.tensor(x[::-1].copy())),
+         lambda a: tf.mse_loss(a, torch.tensor(x[::-1].copy())), x),
+    ]
+    for ours, theirs, data in pairs:
+        a, ta = leaf(data), torch.tensor(data, requires_grad=True)
+        y, ty = ours(a), theirs(ta)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12)
+        y.backward()
+        ty.backward()
+        np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-14)
