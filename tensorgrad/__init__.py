@@ -36,6 +36,17 @@ from .tensor import (
 
 bool = bool_  # noqa: A001 - tg.bool, as torch.bool
 
+
+
+def __getattr__(name: str):
+    # tg.testing needs hypothesis, a dev dependency: import it only when asked for.
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'tensorgrad' has no attribute {name!r}")
+
+
 __all__ = [
     "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "bool", "cat",
     "detect_anomaly", "profiler", "viz",

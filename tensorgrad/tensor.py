@@ -50,7 +50,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         if not (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
-            data = np.asarray(data)
+            data = tensor(data).data  # Python data: the same dtype rules as tg.tensor
         self.data = data
         self.grad: Tensor | None = None
         self.grad_fn: autograd.Node | None = None
