@@ -1,12 +1,14 @@
 """Convolution, pooling and batch-norm ops side by side with PyTorch on the CPU.
 
-    python benchmarks/bench_ops.py [--repeat 7] [--threads N] [--quick]
+    python benchmarks/bench_ops.py [--repeat 7] [--threads=N] [--quick]
 
 Each row is one op's forward + backward on a layer of a classic CNN, timed as the
-median of ``--repeat`` runs after a warm-up, in the same process for both
-frameworks, with PyTorch's thread count set to NumPy's BLAS threads. Peak memory of
-one convolution forward + backward is measured in fresh subprocesses (the growth of
-``ru_maxrss`` over a baseline taken after the inputs exist), once per framework.
+median of ``--repeat`` runs after a warm-up, in the same process for both frameworks
+(alternating, so both see the same machine load), with PyTorch's thread count set to
+NumPy's BLAS threads. Peak memory of one convolution forward + backward is measured
+in fresh subprocesses (the growth of the peak resident set, VmHWM, or ``ru_maxrss``
+where /proc is missing, over a baseline taken after the inputs exist), once per
+framework.
 Prints a Markdown table of medians and ratios tensorgrad / torch (target: ≤ 2×).
 Needs PyTorch; without it, says so and exits 0.
 """
@@ -50,14 +52,17 @@ CONV_LAYERS = [
 MEMORY_LAYERS = [CONV_LAYERS[0], CONV_LAYERS[5]]
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up: allocator, BLAS threads, lazy imports
-    times = []
+def paired_median_ms(step_a, step_b, repeat: int) -> tuple[float, float]:
+    """Median times of two steps, run alternately so that both see the same machine
+    load (the benchmark machine may be shared)."""
+    step_a(), step_b()  # warm-up: allocator, BLAS threads, lazy imports
+    times_a, times_b = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+        for step, times in ((step_a, times_a), (step_b, times_b)):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times_a)), 1e3 * float(np.median(times_b))
 
 
 def conv_cases(torch, layers):
@@ -91,11 +96,11 @@ def other_cases(torch):
     tx, px = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
     pg = torch.from_numpy(g)
 
-    def tg_pool():
+    def tg_pool(tx=tx, g=g):
         tx.grad = None
         F.max_pool2d(tx, 3, 2, 1).backward(g)
 
-    def torch_pool():
+    def torch_pool(px=px, pg=pg):
         px.grad = None
         torch.nn.functional.max_pool2d(px, 3, 2, 1).backward(pg)
 
@@ -106,7 +111,7 @@ def other_cases(torch):
     tx2, px2, pg2 = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_(), \
         torch.from_numpy(g)
 
-    def tg_gap():
+    def tg_gap(g=g):
         tx2.grad = None
         F.adaptive_avg_pool2d(tx2, 1).backward(g)
 
@@ -164,9 +169,17 @@ else:
     import tensorgrad as tg, tensorgrad.functional as F
     x, w = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True)
     conv = lambda: F.conv2d(x, w, stride=s, padding=p)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():
+    # VmHWM belongs to this process's memory map, which exec made fresh; ru_maxrss is
+    # carried over from the forked parent on Linux, so it is only the fallback
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 conv().backward(g)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)  # KiB -> MiB
+print((peak_kib() - base) / 1024)  # KiB -> MiB
 """
 
 
@@ -199,17 +212,18 @@ def main() -> int:
           f"numpy {np.__version__}, torch {torch.__version__}, median of {args.repeat}\n")
     print("| op (forward + backward) | tensorgrad ms | torch ms | ratio |")
     print("|---|---:|---:|---:|")
+    # memory first: the child processes are forked from this one, still small now
+    memory = [(layer[0], peak_memory_mb("tensorgrad", layer), peak_memory_mb("torch", layer))
+              for layer in MEMORY_LAYERS[: 1 if args.quick else None]]
     cases = list(conv_cases(torch, layers)) + ([] if args.quick else list(other_cases(torch)))
     for name, tg_step, torch_step in cases:
-        t_tg = median_ms(tg_step, args.repeat)
-        t_torch = median_ms(torch_step, args.repeat)
+        t_tg, t_torch = paired_median_ms(tg_step, torch_step, args.repeat)
         print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {t_tg / t_torch:.2f}× |", flush=True)
     print("\n| peak memory, one conv forward + backward | tensorgrad MiB | torch MiB | ratio |")
     print("|---|---:|---:|---:|")
-    for layer in MEMORY_LAYERS[: 1 if args.quick else None]:
-        m_tg, m_torch = peak_memory_mb("tensorgrad", layer), peak_memory_mb("torch", layer)
-        print(f"| conv2d {layer[0]} | {m_tg:.1f} | {m_torch:.1f} | "
-              f"{m_tg / max(m_torch, 1e-9):.2f}× |", flush=True)
+    for name, m_tg, m_torch in memory:
+        print(f"| conv2d {name} | {m_tg:.1f} | {m_torch:.1f} | "
+              f"{m_tg / max(m_torch, 1e-9):.2f}× |")
     return 0
 
 

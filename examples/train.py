@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZERS))
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD and RMSprop momentum")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--scheduler", default="cosine", help=" | ".join(SCHEDULERS))
     p.add_argument("--image-size", type=int, default=None,
@@ -162,6 +162,11 @@ class Resize(Transform):
         return x[:, :, rows][:, :, :, cols]
 
 
+def head(dataset, n: int) -> data.TensorDataset:
+    """The first ``n`` examples of ``dataset``, as float images in [0, 1] and labels."""
+    return data.TensorDataset(*dataset.get_batch(np.arange(min(n, len(dataset)))))
+
+
 def load_data(args):
     """Train and test sets, and the transforms of their batches (resize, augmentation,
     normalisation with the training set's per-channel statistics)."""
@@ -171,10 +176,8 @@ def load_data(args):
         train_set, test_set = cls(train=True, **kwargs), cls(train=False, **kwargs)
     except (OSError, ValueError, RuntimeError) as e:  # missing or malformed files
         raise UsageError(f"cannot load {args.dataset}: {e}".replace("\n", " ")) from e
-    if args.limit is not None:  # a small subset, for quick tests
-        train_set, test_set = (data.TensorDataset(*ds.get_batch(np.arange(min(args.limit,
-                                                                              len(ds)))))
-                               for ds in (train_set, test_set))
+    if args.limit is not None:  # the first images only, for quick tests
+        train_set, test_set = head(train_set, args.limit), head(test_set, args.limit)
     sample, _ = train_set.get_batch(np.arange(min(len(train_set), 10_000)))
     sample = sample.numpy()
     mean, std = sample.mean(axis=(0, 2, 3)), sample.std(axis=(0, 2, 3)) + 1e-6
@@ -204,15 +207,14 @@ def make_optimizer(args, params):
         return nn.optim.SGD(params, lr=args.lr, momentum=args.momentum,
                             weight_decay=args.weight_decay)
     if args.optimizer == "rmsprop":
-        return nn.optim.RMSprop(params, lr=args.lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay)
+        return nn.optim.RMSprop(params, lr=args.lr, weight_decay=args.weight_decay)
     if args.optimizer == "adam":
         return nn.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
     return nn.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
 def make_scheduler(args, optimizer):
-    if args.scheduler == "step":  # the paper's /10 drops, at 1/2 and 3/4 ... here every third
+    if args.scheduler == "step":  # /10 every third of the run, as He et al.'s two drops
         return nn.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, args.epochs // 3),
                                             gamma=0.1)
     if args.scheduler == "cosine":

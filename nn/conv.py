@@ -2,9 +2,13 @@
 
 The weight has shape (out_channels, in_channels / groups, k_h, k_w); each output
 channel sees only its group of input channels. Output size per spatial dim:
-H' = ⌊(H + 2·pad − dil·(k − 1) − 1) / stride⌋ + 1. Default initialisation as
-PyTorch: Kaiming-uniform with a = √5 (W ~ U(−1/√fan_in, 1/√fan_in)) and
-b ~ U(−1/√fan_in, 1/√fan_in), fan_in = in_channels / groups · k_h · k_w.
+H' = ⌊(H + 2·pad − dil·(k − 1) − 1) / stride⌋ + 1; ``padding="same"`` keeps H' = H
+(when dil·(k − 1) is odd, the extra row/column goes at the bottom/right, as
+PyTorch). An unbatched (C, H, W) input gives a (C', H', W') output.
+
+Default initialisation as PyTorch: Kaiming-uniform with a = √5
+(W ~ U(−1/√fan_in, 1/√fan_in)) and b ~ U(−1/√fan_in, 1/√fan_in),
+fan_in = in_channels / groups · k_h · k_w.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ class Conv2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
         self.dilation = _pair(dilation, "dilation")
-        self.padding = self._resolve_padding(padding)
+        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
+        # what F.conv2d pads on each side, and the extra (bottom, right) 'same' needs
+        self._padding, self._extra_padding = self._resolve_padding(padding)
         self.groups = groups
         self.padding_mode = padding_mode
         kh, kw = self.kernel_size
@@ -53,19 +59,20 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def _resolve_padding(self, padding) -> tuple[int, int]:
-        """Ints, pairs, or PyTorch's 'valid' / 'same' (stride 1, symmetric padding)."""
+    def _resolve_padding(self, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Ints, pairs, or PyTorch's 'valid' / 'same' (stride 1 only): the symmetric
+        padding per side and the extra bottom/right padding of an odd 'same' total."""
+        if not isinstance(padding, str):
+            return _pair(padding, "padding"), (0, 0)
         if padding == "valid":
-            return (0, 0)
-        if padding == "same":
-            if self.stride != (1, 1):
-                raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
-            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            if any(t % 2 for t in total):
-                raise ValueError("Conv2d: padding='same' needs an odd effective kernel size here "
-                                 f"(kernel_size={self.kernel_size}, dilation={self.dilation})")
-            return (total[0] // 2, total[1] // 2)
-        return _pair(padding, "padding")
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                             "{'valid', 'same'}")
+        if self.stride != (1, 1):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+        total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+        return (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -75,13 +82,19 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        unbatched = x.ndim == 3
+        if unbatched:
+            x = x.unsqueeze(0)
+        if self._extra_padding != (0, 0):
+            x = F.pad(x, (0, self._extra_padding[1], 0, self._extra_padding[0]))
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self._padding, self.dilation,
+                     self.groups)
+        return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
-        if self.padding != (0, 0):
+        if self.padding != (0, 0):  # a pair, or the string 'same' / 'valid'
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"

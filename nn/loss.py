@@ -19,8 +19,9 @@ def _check_reduction(reduction: str) -> str:
 
 class CrossEntropyLoss(Module):
     """−log softmax(input)[target], averaged over the batch by default; ``target``
-    holds class indices. With label smoothing ε the target distribution puts
-    1 − ε + ε/C on the true class and ε/C on the others."""
+    holds class indices; those equal to ``ignore_index`` are skipped. With label
+    smoothing ε the target distribution puts 1 − ε + ε/C on the true class and ε/C
+    on the others."""
 
     def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
@@ -37,7 +38,8 @@ class CrossEntropyLoss(Module):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(input, target, reduction=self.reduction,
-                               label_smoothing=self.label_smoothing)
+                               label_smoothing=self.label_smoothing,
+                               ignore_index=self.ignore_index)
 
 
 class MSELoss(Module):

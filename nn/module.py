@@ -241,8 +241,8 @@ class Module:
             sub = prefix + ("." if prefix else "") + name
             yield from module.named_modules(memo, sub, remove_duplicate)
 
-    def modules(self) -> Iterator[Module]:
-        for _, m in self.named_modules():
+    def modules(self, remove_duplicate: bool = True) -> Iterator[Module]:
+        for _, m in self.named_modules(remove_duplicate=remove_duplicate):
             yield m
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -406,7 +406,10 @@ class Module:
         if not isinstance(state_dict, dict):
             raise TypeError(f"expected state_dict to be dict-like, got {type(state_dict).__name__}")
         own = self._state_tensors()
-        missing = [k for k in own if k not in state_dict]
+        # as PyTorch, BatchNorm checkpoints from before ``num_batches_tracked`` existed
+        # load: a missing counter is not an error, it keeps its value
+        missing = [k for k in own if k not in state_dict
+                   and k.rpartition(".")[2] != "num_batches_tracked"]
         unexpected = [k for k in state_dict if k not in own]
         errors = []
         if strict:
@@ -566,6 +569,21 @@ class ModuleList(Module):
         modules.insert(index, module)
         self._modules.clear()
         self.extend(modules)
+
+    def __repr__(self) -> str:
+        """As PyTorch's: runs of identical children are written once, ``(0-5): 6 x Block(...)``."""
+        if not self._modules:
+            return "ModuleList()"
+        runs: list[list] = []  # [first index, last index, repr]
+        for i, module in enumerate(self._modules.values()):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = [(f"({a}): {text}" if a == b else f"({a}-{b}): {b - a + 1} x {text}")
+                 .replace("\n", "\n  ") for a, b, text in runs]
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
 def _check_index(idx: int, n: int) -> int:

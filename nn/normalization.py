@@ -76,13 +76,11 @@ class _NormBase(Module):
     def _check_input(self, x: Tensor) -> None:
         raise NotImplementedError
 
-    def _update_factor(self) -> float:
-        """The running-average factor for this step; counts the batch (as PyTorch)."""
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                return 1.0 / float(self.num_batches_tracked.item())
-        return 0.0 if self.momentum is None else self.momentum
+    def _momentum(self) -> float:
+        """This step's running-average factor (the batch about to be counted included)."""
+        if self.momentum is None:  # cumulative moving average
+            return 1.0 / (int(self.num_batches_tracked.item()) + 1)
+        return self.momentum
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -95,13 +93,16 @@ class _BatchNorm(_NormBase):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        factor = self._update_factor()
         # eval mode without running statistics normalises with the batch's own
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(x, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+        counting = self.training and self.track_running_stats
+        y = F.batch_norm(x, self.running_mean if track else None,
+                         self.running_var if track else None, self.weight, self.bias,
+                         use_batch_stats, self._momentum() if counting else 0.0, self.eps)
+        if counting:  # only once the batch was accepted: a rejected input changes nothing
+            self.num_batches_tracked.data += 1
+        return y
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim not in self._expected_dims:
@@ -145,10 +146,11 @@ class InstanceNorm2d(_NormBase):
         if self.affine and x.shape[1] != self.num_features:
             raise ValueError(f"InstanceNorm2d: expected {self.num_features} channels (dim 1), "
                              f"got input of shape {x.shape}")
-        factor = self._update_factor()
+        # as PyTorch: momentum=None means 0 here and num_batches_tracked is never counted
         y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             use_input_stats=self.training or not self.track_running_stats,
-                            momentum=factor, eps=self.eps)
+                            momentum=0.0 if self.momentum is None else self.momentum,
+                            eps=self.eps)
         return y.squeeze(0) if unbatched else y
 
 

@@ -17,6 +17,7 @@ in the order of the groups::
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,7 +31,8 @@ from tensorgrad.tensor import Tensor
 class Optimizer:
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
         self.defaults = defaults
-        self.state: dict[Tensor, dict[str, Any]] = {}
+        # a defaultdict, as PyTorch's: ``opt.state[p]`` is {} for a parameter with no state
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
@@ -93,8 +95,10 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state.setdefault(p, {})
+                state = self.state[p]
                 self._update(p, p.grad.data, state, group)
+                if not state:  # a stateless rule (plain SGD) keeps no entry, as PyTorch
+                    del self.state[p]
         return loss
 
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
@@ -130,8 +134,7 @@ class Optimizer:
         index = {}
         groups = []
         for group in self.param_groups:
-            packed = {k: (list(v) if isinstance(v, tuple) else v)
-                      for k, v in group.items() if k != "params"}
+            packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = []
             for p in group["params"]:
                 index.setdefault(id(p), len(index))
@@ -175,7 +178,7 @@ class Optimizer:
                         for k, v in saved.items() if k != "params"}
             restored["params"] = group["params"]
             new_groups.append(restored)
-        self.state = new_state
+        self.state = defaultdict(dict, new_state)
         self.param_groups = new_groups
 
     @staticmethod

@@ -16,8 +16,9 @@ and the backward pass into two more:
     dcols = wᵀ @ dy,   dx = col2im(dcols)   (each column added back where it was read)
 
 The columns are k·k times larger than the input, so they are not kept for backward:
-backward rebuilds them from the saved input (one strided copy) and frees them before
-it allocates the column gradient, so at most one column buffer is alive at a time.
+backward rebuilds them from the saved input (one strided copy), and once the weight
+gradient is computed writes the column gradient over them, so one column buffer is
+alive at a time.
 
 1×1 convolutions with stride 1 and no padding need no columns at all: each image is
 already a (C, H·W) matrix, and the convolution is a plain matmul.
@@ -130,13 +131,15 @@ class Conv2d(Function):
             return gx, gw, gb
         # dy as (g, O/g, N·Ho·Wo), the layout of the forward GEMM's result
         gy3 = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(g, o // g, n * ho * wo)
+        cols = None
         if need_w:
             cols = im2col(x, (kh, kw), stride, padding, dilation)  # recomputed, see top
-            gw = (gy3 @ cols.reshape(g, cg * kh * kw, n * ho * wo).transpose(0, 2, 1))
-            gw = gw.reshape(w.shape)
-            del cols  # freed before the column gradient is allocated
+            cols = cols.reshape(g, cg * kh * kw, n * ho * wo)
+            gw = (gy3 @ cols.transpose(0, 2, 1)).reshape(w.shape)
         if need_x:
-            gcols = w3.transpose(0, 2, 1) @ gy3  # (g, C/g·kh·kw, N·Ho·Wo)
+            # dcols has the columns' shape: write it over them (they are used up) rather
+            # than fault in a second buffer as large
+            gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=cols)  # (g, C/g·kh·kw, N·Ho·Wo)
             gx = col2im(gcols.reshape(c, kh, kw, n, ho, wo), x.shape, stride, padding, dilation)
         return gx, gw, gb
 

@@ -419,7 +419,9 @@ def sigmoid(x: Tensor) -> Tensor:
     return Sigmoid.apply(x)
 
 
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility; the result is
+    always a new tensor (autograd here never overwrites values backward needs)."""
     return ReLU.apply(x)
 
 

@@ -4,6 +4,9 @@ the multiclass SVM (margin) loss.
 Class-index losses take ``input`` of shape (N, C) or (N, C, d1, ...) — the classes
 on axis 1, as PyTorch — and an integer ``target`` of shape (N,) or (N, d1, ...).
 ``reduction`` is ``'mean'`` (over the N·d1·... losses), ``'sum'`` or ``'none'``.
+Cross-entropy and NLL also take one unbatched sample, (C,) with a 0-d target, and
+skip targets equal to ``ignore_index`` (default -100, as PyTorch): their loss and
+gradient are 0 and ``'mean'`` averages over the other targets only.
 
 Cross-entropy is one fused op. With p = softmax(x) and the smoothed target
 distribution q = (1 - ε)·onehot(y) + ε/C::
@@ -29,24 +32,37 @@ from ..tensor import Tensor
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduce(loss, reduction: str):
-    """The per-element losses reduced; a 0-d array (not a NumPy scalar) for mean/sum."""
+def _reduce(loss, reduction: str, count: int | None = None):
+    """The per-element losses reduced; a 0-d array (not a NumPy scalar) for mean/sum.
+    ``count`` is how many losses the mean averages (default: all of them)."""
     xp = get_array_module(loss)
     if reduction == "none":
         return loss
-    return xp.asarray(loss.mean() if reduction == "mean" else loss.sum())
+    if reduction == "sum":
+        return xp.asarray(loss.sum())
+    if count == 0:  # every target ignored: nothing to average, NaN as PyTorch
+        return xp.full((), xp.nan, dtype=loss.dtype)
+    return xp.asarray(loss.mean() if count is None else loss.sum() / count)
 
 
-def _grad_scale(g, loss_shape: tuple, reduction: str):
+def _grad_scale(g, loss_shape: tuple, reduction: str, count: int | None = None):
     """d(reduced)/d(per-element loss) · g, shaped to broadcast against the loss."""
     if reduction == "none":
         return g
     if reduction == "mean":
-        count = 1
-        for n in loss_shape:
-            count *= n
-        return g / count  # g is a 0-d array of the input's dtype: no upcast
+        if count is None:
+            count = 1
+            for n in loss_shape:
+                count *= n
+        # g is a 0-d array of the input's dtype: no upcast. With no kept targets
+        # (count 0) the masked gradient is 0 whatever the scale, as PyTorch's.
+        return g / max(count, 1)
     return g
+
+
+def _with_class_axis(valid):
+    """The (N, d...) mask of kept targets as (N, 1, d...), to broadcast over classes."""
+    return get_array_module(valid).expand_dims(valid, 1)
 
 
 def _onehot(target, num_classes: int, dtype):
@@ -69,13 +85,24 @@ def _over_classes(scale, reduction: str):
     return get_array_module(scale).expand_dims(scale, 1)
 
 
+def _drop_ignored(target, valid):
+    """``target`` with ignored entries (``valid`` False) replaced by class 0, so that
+    indexing stays in range (their losses are zeroed afterwards), and the number of
+    kept targets; (target, None) when nothing is ignored (``valid`` is None)."""
+    if valid is None:
+        return target, None
+    xp = get_array_module(target)
+    return xp.where(valid, target, 0), int(valid.sum())
+
+
 class CrossEntropy(Function):
     """Fused log-softmax + NLL over axis 1, with label smoothing (module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, target, *, reduction, label_smoothing):
+    def forward(ctx, x, target, *, reduction, label_smoothing, valid=None):
         xp = get_array_module(x)
         num_classes = x.shape[1]
+        target, count = _drop_ignored(target, valid)
         shifted = x - x.max(axis=1, keepdims=True)
         e = xp.exp(shifted)
         total = e.sum(axis=1, keepdims=True)
@@ -85,10 +112,13 @@ class CrossEntropy(Function):
         if label_smoothing:
             loss *= 1.0 - label_smoothing
             loss -= (label_smoothing / num_classes) * logp.sum(axis=1)
+        if valid is not None:
+            loss *= valid
         e /= total  # e is now softmax(x), all backward needs besides the target
         ctx.save_for_backward(e, target)
         ctx.reduction, ctx.label_smoothing = reduction, label_smoothing
-        return _reduce(loss, reduction)
+        ctx.valid, ctx.count = valid, count
+        return _reduce(loss, reduction, count)
 
     @staticmethod
     def backward(ctx, g):
@@ -99,8 +129,10 @@ class CrossEntropy(Function):
             q *= 1.0 - eps
             q += eps / num_classes
         gx = p - q
-        scale = _grad_scale(g, target.shape, ctx.reduction)
+        scale = _grad_scale(g, target.shape, ctx.reduction, ctx.count)
         gx *= _over_classes(scale, ctx.reduction)
+        if ctx.valid is not None:
+            gx *= _with_class_axis(ctx.valid)
         return gx, None
 
 
@@ -108,16 +140,24 @@ class NLLLoss(Function):
     """loss = -input[target] (input holds log-probabilities); d/dinput = -onehot."""
 
     @staticmethod
-    def forward(ctx, x, target, *, reduction):
+    def forward(ctx, x, target, *, reduction, valid=None):
+        target, count = _drop_ignored(target, valid)
+        loss = -_pick(x, target)
+        if valid is not None:
+            loss *= valid
         ctx.save_for_backward(target)
         ctx.shape, ctx.dtype, ctx.reduction = x.shape, x.dtype, reduction
-        return _reduce(-_pick(x, target), reduction)
+        ctx.valid, ctx.count = valid, count
+        return _reduce(loss, reduction, count)
 
     @staticmethod
     def backward(ctx, g):
         (target,) = ctx.saved_tensors
         gx = _onehot(target, ctx.shape[1], ctx.dtype)
-        gx *= -_over_classes(_grad_scale(g, target.shape, ctx.reduction), ctx.reduction)
+        gx *= -_over_classes(_grad_scale(g, target.shape, ctx.reduction, ctx.count),
+                             ctx.reduction)
+        if ctx.valid is not None:
+            gx *= _with_class_axis(ctx.valid)
         return gx, None
 
 
@@ -187,8 +227,10 @@ def _check_float_input(op: str, name: str, x) -> None:
         raise TypeError(f"{op}: {name} must be floating point, got dtype {x.dtype}")
 
 
-def _check_class_target(op: str, x: Tensor, target) -> None:
-    """(N, C, d...) input against an integer (N, d...) target with values in [0, C)."""
+def _check_class_target(op: str, x: Tensor, target, ignore_index: int | None = None):
+    """(N, C, d...) input against an integer (N, d...) target with values in [0, C),
+    apart from those equal to ``ignore_index``. Returns the mask of kept targets, or
+    None when every target is kept."""
     _check_float_input(op, "input", x)
     if not isinstance(target, Tensor):
         raise TypeError(f"{op}: target must be a Tensor of class indices, "
@@ -208,35 +250,54 @@ def _check_class_target(op: str, x: Tensor, target) -> None:
             f"{tuple(x.shape)}, got {tuple(target.shape)}"
         )
     num_classes = x.shape[1]
-    if target.data.size:
-        lo, hi = int(target.data.min()), int(target.data.max())
+    kept, valid = target.data, None
+    if ignore_index is not None and kept.size:
+        ignored = kept == ignore_index
+        if bool(ignored.any()):
+            valid = ~ignored
+            kept = kept[valid]
+    if kept.size:
+        lo, hi = int(kept.min()), int(kept.max())
         bad = lo if lo < 0 else hi
         if lo < 0 or hi >= num_classes:
             raise IndexError(
                 f"{op}: target {bad} is out of bounds for {num_classes} classes "
                 f"(valid class indices are 0..{num_classes - 1})"
             )
+    return valid
+
+
+def _unbatched(x: Tensor, target):
+    """One (C,) sample with a 0-d target as a batch of one (PyTorch accepts both)."""
+    if isinstance(x, Tensor) and x.ndim == 1 and isinstance(target, Tensor) and target.ndim == 0:
+        return x.unsqueeze(0), target.unsqueeze(0), True
+    return x, target, False
 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
-                  label_smoothing: float = 0.0) -> Tensor:
+                  label_smoothing: float = 0.0, *, ignore_index: int = -100) -> Tensor:
     """Cross-entropy between softmax(input) over axis 1 and class-index targets."""
     op = "cross_entropy"
     _check_reduction(op, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, "
                          f"got {label_smoothing}")
-    _check_class_target(op, input, target)
-    return CrossEntropy.apply(input, target, reduction=reduction,
-                              label_smoothing=float(label_smoothing))
+    input, target, unbatched = _unbatched(input, target)  # noqa: A001
+    valid = _check_class_target(op, input, target, ignore_index)
+    loss = CrossEntropy.apply(input, target, reduction=reduction,
+                              label_smoothing=float(label_smoothing), valid=valid)
+    return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
-def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
+             *, ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of class-index targets; ``input`` holds log-probabilities."""
     op = "nll_loss"
     _check_reduction(op, reduction)
-    _check_class_target(op, input, target)
-    return NLLLoss.apply(input, target, reduction=reduction)
+    input, target, unbatched = _unbatched(input, target)  # noqa: A001
+    valid = _check_class_target(op, input, target, ignore_index)
+    loss = NLLLoss.apply(input, target, reduction=reduction, valid=valid)
+    return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
