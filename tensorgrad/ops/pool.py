@@ -76,8 +76,8 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         out, widths = _geometry(x.shape, kernel, stride, padding, ceil_mode)
         xpad = pad_array(x, widths, -xp.inf) if any(map(any, widths)) else x
-        # the offset number fits in a byte for every kernel up to 16x16
-        argmax = xp.zeros(x.shape[:-2] + out, dtype=xp.uint8 if kernel[0] * kernel[1] < 256
+        # the offset number fits in a signed byte for kernels up to 11x11
+        argmax = xp.zeros(x.shape[:-2] + out, dtype=xp.int8 if kernel[0] * kernel[1] <= 127
                           else xp.int32)
         best = None
         for k, index in _windows(kernel, stride, out):
@@ -85,10 +85,12 @@ class MaxPool2d(Function):
             if best is None:
                 best = v.copy()
                 continue
-            # strictly greater keeps the first maximum; NaN wins and stays, as PyTorch
-            take = (v > best) | xp.isnan(v)
-            xp.copyto(best, v, where=take)
-            xp.copyto(argmax, xp.asarray(k, dtype=argmax.dtype), where=take)
+            take = v > best  # strictly greater: the first maximum keeps the gradient
+            # move argmax to k where taken; arithmetic is much faster than a masked copy
+            argmax += take * (argmax.dtype.type(k) - argmax)
+            # NaN propagates to the value, as in PyTorch (its gradient goes to the largest
+            # number of the window, where PyTorch picks the NaN)
+            xp.maximum(best, v, out=best)
         ctx.save_for_backward(argmax)
         ctx.geometry = (x.shape, widths, kernel, stride, out)
         return best
@@ -100,9 +102,8 @@ class MaxPool2d(Function):
         xp = get_array_module(gy)
         padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
         gpad = xp.zeros(padded, dtype=gy.dtype)
-        zero = xp.zeros((), dtype=gy.dtype)
         for k, index in _windows(kernel, stride, out):
-            gpad[index] += xp.where(argmax == k, gy, zero)
+            gpad[index] += gy * (argmax == k)
         return _unpad(gpad, widths)
 
 
