@@ -46,7 +46,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# Small convolutions on small images: one BLAS thread is as fast as several, and several
+# spin and starve each other on a busy machine. Set OPENBLAS_NUM_THREADS to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
@@ -370,8 +374,11 @@ def run(args) -> dict:
         best = float(ckpt["best_accuracy"])
         print(f"resuming {args.model} on {args.dataset} after epoch {len(history)}",
               file=sys.stderr)
-    elif args.resume:
-        print(f"no checkpoint in {out}; starting from scratch", file=sys.stderr)
+    else:
+        if args.resume:
+            print(f"no checkpoint in {out}; starting from scratch", file=sys.stderr)
+        ckpt_path.unlink(missing_ok=True)  # a stale run's, which a later --resume must not use
+    (out / "final.json").unlink(missing_ok=True)  # written again when this run ends
     write_metrics(metrics_path, history)  # drops any line the checkpoint does not hold
     if history:
         plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")

@@ -86,7 +86,9 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     if a > b:
         raise ValueError(f"uniform_ expects a <= b, got a={a}, b={b}")
     u = _draw(tensor, "uniform")
-    tensor.data[...] = (u * (b - a) + a).astype(tensor.dtype, copy=False)
+    u *= b - a  # in place: big layers (VGG's fc6 has 103 M weights) need no temporaries
+    u += a
+    tensor.data[...] = u
     return tensor
 
 
@@ -97,7 +99,9 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     if std < 0:
         raise ValueError(f"normal_ expects std >= 0, got {std}")
     z = _draw(tensor, "normal")
-    tensor.data[...] = (z * std + mean).astype(tensor.dtype, copy=False)
+    z *= std
+    z += mean
+    tensor.data[...] = z
     return tensor
 
 
