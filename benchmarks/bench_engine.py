@@ -24,18 +24,21 @@ BATCH = 256
 LR, MOMENTUM = 0.01, 0.9
 
 
-def _median_ms(steps: dict, rounds: int, warmup: int = 3) -> dict:
-    """Median ms per step of each library. Rounds alternate between the libraries,
-    so a busy moment on a shared machine slows both rather than one."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
+def _median_ms(steps: dict, rounds: int, blocks: int = 4) -> dict:
+    """Median ms per step of each library. The libraries alternate block by block, so a
+    busy moment on a shared machine slows both rather than one. Not step by step: a
+    library's thread pool keeps spinning after a call and would slow the other's next
+    step, so each block starts with untimed warm-up steps."""
     times = {name: [] for name in steps}
-    for _ in range(rounds):
+    per_block = max(1, -(-rounds // blocks))
+    for _ in range(blocks):
         for name, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(2):
+                step()
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
     return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 

@@ -52,16 +52,20 @@ CONV_LAYERS = [
 MEMORY_LAYERS = [CONV_LAYERS[0], CONV_LAYERS[5]]
 
 
-def paired_median_ms(step_a, step_b, repeat: int) -> tuple[float, float]:
-    """Median times of two steps, run alternately so that both see the same machine
-    load (the benchmark machine may be shared)."""
-    step_a(), step_b()  # warm-up: allocator, BLAS threads, lazy imports
+def paired_median_ms(step_a, step_b, repeat: int, blocks: int = 3) -> tuple[float, float]:
+    """Median times of two steps, alternating block by block so that both see the same
+    machine load (the benchmark machine may be shared). Not call by call: a library's
+    thread pool keeps spinning for a while after a call and slows the other's next call,
+    so each block starts with an untimed warm-up call."""
     times_a, times_b = [], []
-    for _ in range(repeat):
+    per_block = max(1, -(-repeat // blocks))
+    for _ in range(blocks):
         for step, times in ((step_a, times_a), (step_b, times_b)):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
+            step()  # warm-up: this library's threads, allocator, lazy imports
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
     return 1e3 * float(np.median(times_a)), 1e3 * float(np.median(times_b))
 
 
