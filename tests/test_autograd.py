@@ -326,3 +326,30 @@ def test_saved_tensors_are_freed_after_backward():
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         ctx.saved_tensors  # noqa: B018
     assert not hasattr(ctx, "k")  # what forward stashed on ctx went too
+
+
+def test_intermediate_gradients_are_released_once_consumed():
+    """The gradient flowing into a node is dropped as soon as that node's backward has
+    used it, so a long chain holds O(1) gradients at a time, not one per op."""
+    import weakref
+
+    seen = {}
+
+    class Double(tg.Function):
+        @staticmethod
+        def forward(ctx, x, *, name):
+            ctx.name = name
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            seen[ctx.name] = weakref.ref(g)
+            if ctx.name == "first":  # runs last: the later ops' gradients must be gone
+                seen["alive_at_first"] = seen["second"]() is not None
+            return g * 2
+
+    x = tg.randn(4, dtype=tg.float64, requires_grad=True)
+    y = Double.apply(Double.apply(Double.apply(x, name="first"), name="second"), name="third")
+    y.sum().backward()
+    assert seen["alive_at_first"] is False
+    np.testing.assert_allclose(x.grad.numpy(), np.full(4, 8.0))
