@@ -353,3 +353,16 @@ def test_intermediate_gradients_are_released_once_consumed():
     y.sum().backward()
     assert seen["alive_at_first"] is False
     np.testing.assert_allclose(x.grad.numpy(), np.full(4, 8.0))
+
+
+def test_resnet152_backprops_through_every_layer():
+    """The deepest lecture model: the iterative backward reaches the first conv."""
+    import models
+
+    tg.manual_seed(0)
+    model = models.resnet152(num_classes=3)
+    x = tg.randn(2, 3, 32, 32)  # batch 2: training-mode BN needs 2 values at 1×1
+    model(x).sum().backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert all(g is not None for g in grads.values())
+    assert float(np.abs(grads["conv1.weight"].numpy()).sum()) > 0
