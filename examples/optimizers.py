@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 import nn  # noqa: E402
 import tensorgrad as tg  # noqa: E402
 import tensorgrad.functional as F  # noqa: E402
+from examples.digits_experiment import pyplot, save_figure, standardised_digits  # noqa: E402
 from tensorgrad import data  # noqa: E402
 
 OPTIMIZERS = {  # label -> the optimizer, with learning rates usual for each rule
@@ -54,15 +55,6 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10) -> nn.Module:
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 2 * 2, num_classes),
     )
-
-
-def digits(limit: int | None = None) -> tuple[data.Dataset, data.Dataset]:
-    """Train and test sets of 8×8 digits, standardised with the training statistics."""
-    train, test = data.Digits(train=True), data.Digits(train=False)
-    x_train, x_test = train.images[:limit].astype(np.float32), test.images.astype(np.float32)
-    mean, std = x_train.mean(), x_train.std()
-    return (data.TensorDataset((x_train - mean) / std, train.labels[:limit]),
-            data.TensorDataset((x_test - mean) / std, test.labels))
 
 
 def train(make_optimizer, train_set, test_set, args) -> tuple[list[float], float]:
@@ -95,11 +87,7 @@ def smooth(values: list[float], window: int) -> np.ndarray:
 
 
 def plot(path: Path, curves: dict[str, list[float]], window: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, losses in curves.items():
         ax.plot(np.arange(1, len(losses) + 1), smooth(losses, window), label=label)
@@ -110,9 +98,7 @@ def plot(path: Path, curves: dict[str, list[float]], window: int) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="use only this many training images")
     args = p.parse_args(argv)
 
-    train_set, test_set = digits(args.limit)
+    train_set, test_set = standardised_digits(args.limit)
     curves, results = {}, {}
     for label, make_optimizer in OPTIMIZERS.items():
         losses, accuracy = train(make_optimizer, train_set, test_set, args)

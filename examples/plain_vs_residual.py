@@ -37,18 +37,10 @@ import models  # noqa: E402
 import nn  # noqa: E402
 import tensorgrad as tg  # noqa: E402
 import tensorgrad.functional as F  # noqa: E402
+from examples.digits_experiment import pyplot, save_figure, standardised_digits  # noqa: E402
 from tensorgrad import data  # noqa: E402
 
 DEPTHS = (20, 32, 44, 56, 110)  # the CIFAR nets models defines, 6n + 2 layers
-
-
-def digits(limit: int | None = None) -> tuple[data.Dataset, data.Dataset]:
-    """Train and test sets of 8×8 digits, standardised with the training statistics."""
-    train, test = data.Digits(train=True), data.Digits(train=False)
-    x_train, x_test = train.images[:limit].astype(np.float32), test.images.astype(np.float32)
-    mean, std = x_train.mean(), x_train.std()
-    return (data.TensorDataset((x_train - mean) / std, train.labels[:limit]),
-            data.TensorDataset((x_test - mean) / std, test.labels))
 
 
 @tg.no_grad()
@@ -83,11 +75,7 @@ def train(name: str, train_set, test_set, args) -> dict[str, list[float]]:
 
 
 def plot(path: Path, results: dict[str, dict], depths: list[int]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, family, title in ((axes[0], "plain", "plain networks"),
@@ -106,9 +94,7 @@ def plot(path: Path, results: dict[str, dict], depths: list[int]) -> None:
     axes[0].set_ylabel("error (%)")
     fig.suptitle("Degradation: deeper plain nets train worse, residual nets do not")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(d not in DEPTHS for d in args.depths):
         p.error(f"depths must be among {DEPTHS}, got {args.depths}")
 
-    train_set, test_set = digits(args.limit)
+    train_set, test_set = standardised_digits(args.limit)
     results = {}
     for family in ("plain", "resnet"):
         for depth in args.depths:

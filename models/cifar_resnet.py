@@ -21,7 +21,7 @@ from __future__ import annotations
 import nn
 import tensorgrad as tg
 
-from .resnet import BasicBlock, init_resnet_, make_stage
+from .resnet import BasicBlock, add_stages, init_resnet_, projection_shortcut
 
 __all__ = [
     "CIFAR_DEPTHS", "ZeroPadShortcut", "CifarResNet",
@@ -56,12 +56,8 @@ class ZeroPadShortcut(nn.Module):
         return f"extra_channels={self.extra}, stride={self.stride}"
 
 
-def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    """Option B: 1×1 conv + BN where the shape changes (as the ImageNet nets)."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                         nn.BatchNorm2d(out_channels))
-
-
+# where a stage changes shape: option A pads with zeros, option B (as the ImageNet nets)
+# projects with a 1×1 conv + BN
 SHORTCUTS = {"A": ZeroPadShortcut, "B": projection_shortcut}
 
 
@@ -84,12 +80,8 @@ class CifarResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
-        for i, channels in enumerate(CIFAR_CHANNELS):
-            stride = 1 if i == 0 else 2
-            stage = make_stage(BasicBlock, width, channels, n, stride, residual=residual,
-                               shortcut=SHORTCUTS[shortcut] if residual else None)
-            setattr(self, f"layer{i + 1}", stage)
-            width = channels
+        width = add_stages(self, BasicBlock, width, CIFAR_CHANNELS, (n,) * len(CIFAR_CHANNELS),
+                           residual=residual, shortcut=SHORTCUTS[shortcut] if residual else None)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(width, num_classes)

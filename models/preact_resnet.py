@@ -22,7 +22,15 @@ from __future__ import annotations
 
 import nn
 
-from .resnet import RESNET_DEPTHS, STAGE_CHANNELS, conv1x1, conv3x3, init_resnet_, make_stage
+from .resnet import (
+    RESNET_DEPTHS,
+    STAGE_CHANNELS,
+    add_imagenet_stem,
+    add_stages,
+    conv1x1,
+    conv3x3,
+    init_resnet_,
+)
 
 __all__ = [
     "PREACT_DEPTHS", "PreActBasicBlock", "PreActBottleneck", "PreActResNet",
@@ -94,16 +102,9 @@ class PreActResNet(nn.Module):
     def __init__(self, block: type[nn.Module], blocks_per_stage: tuple[int, ...],
                  num_classes: int = 1000, in_channels: int = 3):
         super().__init__()
-        width = STAGE_CHANNELS[0]
-        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        for i, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, blocks_per_stage)):
-            stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}",
-                    make_stage(block, width, channels, blocks, stride, shortcut=conv1x1))
-            width = channels * block.expansion
+        width = add_imagenet_stem(self, in_channels)
+        width = add_stages(self, block, width, STAGE_CHANNELS, blocks_per_stage,
+                           shortcut=conv1x1)
         self.bn_final = nn.BatchNorm2d(width)  # the blocks leave their sum unnormalised
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()

@@ -20,7 +20,8 @@ from __future__ import annotations
 import nn
 
 __all__ = [
-    "RESNET_DEPTHS", "BasicBlock", "Bottleneck", "ResNet", "make_stage", "resnet",
+    "RESNET_DEPTHS", "BasicBlock", "Bottleneck", "ResNet", "add_imagenet_stem", "add_stages",
+    "make_stage", "resnet",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 ]
 
@@ -125,6 +126,33 @@ def make_stage(block: type[nn.Module], in_channels: int, channels: int, blocks: 
     return nn.Sequential(*layers)
 
 
+def add_stages(model: nn.Module, block: type[nn.Module], in_channels: int,
+               stage_channels: tuple[int, ...], blocks_per_stage: tuple[int, ...],
+               **stage_kwargs) -> int:
+    """Give ``model`` its stages ``layer1``, ``layer2`` …, one ``make_stage`` per entry of
+    ``stage_channels``, and return the width of the last one. Every stage but the first
+    halves the resolution while it widens the net; the first keeps the stem's."""
+    width = in_channels
+    for i, (channels, blocks) in enumerate(zip(stage_channels, blocks_per_stage)):
+        stride = 1 if i == 0 else 2
+        model.add_module(f"layer{i + 1}",
+                         make_stage(block, width, channels, blocks, stride, **stage_kwargs))
+        width = channels * block.expansion
+    return width
+
+
+def add_imagenet_stem(model: nn.Module, in_channels: int) -> int:
+    """Give ``model`` torchvision's stem, ``conv1``-``bn1``-``relu``-``maxpool`` (7×7/2
+    conv, BN, ReLU, 3×3/2 max pool: 224 → 56, a 16th of the pixels before any block
+    runs), and return its width. ``forward`` calls them in that order."""
+    width = STAGE_CHANNELS[0]
+    model.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.relu = nn.ReLU()
+    model.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+    return width
+
+
 class ResNet(nn.Module):
     """Stem (7×7/2 conv, BN, ReLU, 3×3/2 max pool: 224 → 56), four stages, global
     average pool, one FC — the same aggressive stem and pooled head as GoogLeNet."""
@@ -134,15 +162,8 @@ class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], blocks_per_stage: tuple[int, ...],
                  num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False):
         super().__init__()
-        width = STAGE_CHANNELS[0]
-        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        for i, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, blocks_per_stage)):
-            stride = 1 if i == 0 else 2  # stage 1 keeps the stem's 56×56
-            setattr(self, f"layer{i + 1}", make_stage(block, width, channels, blocks, stride))
-            width = channels * block.expansion
+        width = add_imagenet_stem(self, in_channels)
+        width = add_stages(self, block, width, STAGE_CHANNELS, blocks_per_stage)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(width, num_classes)

@@ -46,6 +46,9 @@ def make_layers(config: list[int | str], batch_norm: bool = False,
 
 
 class VGG(nn.Module):
+    """features (``make_layers``) → adaptive avg pool 7×7 → flatten → three FC layers
+    with ReLU and dropout (fc6, fc7, fc8)."""
+
     def __init__(self, features: nn.Sequential, num_classes: int = 1000,
                  dropout: float = 0.5):
         super().__init__()

@@ -27,11 +27,15 @@ class ReLU(Module):
 
 
 class Tanh(Module):
+    """tanh(x), in (−1, 1)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """1 / (1 + e^(−x)), in (0, 1)."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 

@@ -180,26 +180,27 @@ class Module:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
                       | set(self._modules))
 
-    def register_parameter(self, name: str, param: Parameter | None) -> None:
-        if "." in name or name == "":
-            raise KeyError(f"parameter name must be a non-empty string without '.', got {name!r}")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
-                            f"'{name}' (nn.Parameter or None required)")
-        if hasattr(self, name) and name not in self._parameters:
+    def _check_registration(self, kind: str, name: str, value: Any, required: type,
+                            registry: dict) -> None:
+        """Before ``register_parameter``/``register_buffer`` changes anything: a usable
+        name, a value of the ``required`` type (or None), and no clash with an attribute
+        that lives somewhere else (a method, a submodule, a plain attribute)."""
+        _check_member_name(kind, name)
+        if value is not None and not isinstance(value, required):
+            required_name = "nn.Parameter" if required is Parameter else required.__name__
+            raise TypeError(f"cannot assign '{type(value).__name__}' object to {kind} "
+                            f"'{name}' ({required_name} or None required)")
+        if hasattr(self, name) and name not in registry:
             raise KeyError(f"attribute '{name}' already exists")
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        self._check_registration("parameter", name, param, Parameter, self._parameters)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """A tensor that is part of the module's state but not learned (e.g. BatchNorm's
         running mean). Persistent buffers appear in ``state_dict``."""
-        if "." in name or name == "":
-            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer "
-                            f"'{name}' (Tensor or None required)")
-        if hasattr(self, name) and name not in self._buffers:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_registration("buffer", name, tensor, Tensor, self._buffers)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
@@ -209,8 +210,7 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        if "." in name or name == "":
-            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
+        _check_member_name("module", name)
         self._modules[name] = module
 
     register_module = add_module
@@ -461,6 +461,13 @@ class Module:
         if len(lines) == 1 and not self._modules:
             return head + lines[0] + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _check_member_name(kind: str, name: str) -> None:
+    # "." separates the levels of a state_dict key ("layer1.0.conv1.weight"), so a name
+    # containing one could not be told apart from a nested one
+    if "." in name or name == "":
+        raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
 
 
 def _is_dtype_name(name: str) -> bool:

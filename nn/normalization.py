@@ -27,7 +27,26 @@ from .linear import new_parameter
 from .module import Module
 
 
-class _NormBase(Module):
+class _AffineNorm(Module):
+    """What every normalization with a learned affine map has: γ (``weight``, starts
+    at 1) and β (``bias``, starts at 0) of one shape. Switched off, they are still
+    attributes, set to None, as in PyTorch."""
+
+    def _init_affine(self, shape: tuple[int, ...], affine: bool, bias: bool, device,
+                     dtype) -> None:
+        self.register_parameter("weight", new_parameter(shape, device, dtype) if affine else None)
+        self.register_parameter("bias",
+                                new_parameter(shape, device, dtype) if affine and bias else None)
+
+    def reset_parameters(self) -> None:
+        # y = 1·x̂ + 0: the layer starts as a pure normalization
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+
+class _NormBase(_AffineNorm):
     """Shared state of BatchNorm and InstanceNorm: γ, β and the running statistics."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -39,15 +58,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = new_parameter((num_features,), device, dtype)
-            if bias:
-                self.bias = new_parameter((num_features,), device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self._init_affine((num_features,), affine, bias, device, dtype)
         if track_running_stats:
             xp = backend.module_for(backend.parse_device(device))
             dt = np.dtype(dtype or np.float32)
@@ -68,10 +79,7 @@ class _NormBase(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
+        super().reset_parameters()
 
     def _check_input(self, x: Tensor) -> None:
         raise NotImplementedError
@@ -154,7 +162,7 @@ class InstanceNorm2d(_NormBase):
         return y.squeeze(0) if unbatched else y
 
 
-class LayerNorm(Module):
+class LayerNorm(_AffineNorm):
     """Normalise over the last ``len(normalized_shape)`` dims of each sample; γ and β
     have shape ``normalized_shape``."""
 
@@ -166,22 +174,8 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(s) for s in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = new_parameter(self.normalized_shape, device, dtype)
-            if bias:
-                self.bias = new_parameter(self.normalized_shape, device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self._init_affine(self.normalized_shape, elementwise_affine, bias, device, dtype)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -191,7 +185,7 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """Normalise each sample over groups of ``num_channels / num_groups`` channels;
     γ and β are per channel."""
 
@@ -205,22 +199,8 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = new_parameter((num_channels,), device, dtype)
-            if bias:
-                self.bias = new_parameter((num_channels,), device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        self._init_affine((num_channels,), affine, bias, device, dtype)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)

@@ -13,6 +13,9 @@ from .module import Module
 
 
 class MaxPool2d(Module):
+    """Largest value of each ``kernel_size`` window; the gradient flows back only to
+    that maximum. ``stride`` defaults to the window size: windows that do not overlap."""
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
@@ -36,6 +39,9 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
+    """Mean of each ``kernel_size`` window (``stride`` defaults to the window size).
+    ``count_include_pad`` decides whether padded zeros count in the divisor."""
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None):
         super().__init__()
