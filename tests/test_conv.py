@@ -185,3 +185,14 @@ def test_matches_torch_when_available():
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
     for ours, theirs in ((X, tx), (W, tw), (B, tb)):
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_backward_never_writes_into_the_input():
+    """A 1×1 output makes the im2col view contiguous already; backward overwrites the
+    columns with their gradient, which must not reach the saved input."""
+    x = tg.tensor(np.array([[[[3.0]]]]), requires_grad=True)
+    w = tg.tensor(np.array([[[[2.0]]]]), requires_grad=True)
+    y = F.conv2d(x, w, stride=(1, 2))
+    y.sum().backward()
+    assert x.data[0, 0, 0, 0] == 3.0
+    assert w.grad.item() == 3.0 and x.grad.item() == 2.0
