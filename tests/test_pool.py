@@ -123,6 +123,33 @@ def test_max_pool_gradcheck(p, seed):
     assert tg.gradcheck(lambda t: F.max_pool2d(t, **p.max_pool_kwargs), (x,))
 
 
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode", [
+    ((1, 2, 1, 1), (3, 3), (2, 2), (1, 1), False),  # phases of padding only
+    ((2, 1, 7, 5), (2, 2), (3, 3), (1, 0), True),   # stride > kernel: cells no window reads
+    ((1, 1, 4, 9), (3, 2), (2, 1), (1, 1), True),   # last window overhangs the padding
+    ((1, 3, 6, 6), (4, 3), (1, 3), (2, 0), False),  # stride 1 on one axis, wide kernel
+])
+def test_max_pool_routes_each_window_gradient_to_its_maximum(shape, kernel, stride, padding,
+                                                              ceil_mode):
+    """Edge geometries of the stride-phase layout, forward and backward, against one loop
+    per window that adds the window's gradient to its (unique) maximum."""
+    x = _distinct(shape, 5) - math.prod(shape)  # all negative: padding must not read as 0
+    y = naive_pool(x, kernel, stride, padding, ceil_mode, "max")
+    gy = np.random.default_rng(6).standard_normal(y.shape)
+    expected = np.zeros_like(x)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    for n, c, p, q in np.ndindex(*y.shape):
+        rows = range(max(p * sh - ph, 0), min(p * sh - ph + kh, shape[2]))
+        cols = range(max(q * sw - pw, 0), min(q * sw - pw + kw, shape[3]))
+        r, s = max(((r, s) for r in rows for s in cols), key=lambda rs: x[n, c, rs[0], rs[1]])
+        expected[n, c, r, s] += gy[n, c, p, q]
+    t = tg.tensor(x, requires_grad=True)
+    out = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
+    out.backward(tg.tensor(gy))
+    np.testing.assert_array_equal(out.numpy(), y)
+    np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_max_pool_gradient_goes_to_the_first_maximum_once_per_window():
     """Overlapping windows sharing one maximum each send it their gradient."""
     x = tg.tensor(np.array([[[[0.0, 5.0, 1.0, 0.0, 2.0]]]]), requires_grad=True)

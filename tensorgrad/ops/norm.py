@@ -82,7 +82,7 @@ class Normalize(Function):
         n = math.prod(view[a] for a in axes)
         ctx.batch_stats = mean is None
         if ctx.batch_stats:
-            mean = xv.mean(axis=axes, keepdims=True)
+            mean = _sum_product(xv, None, axes) / n
             y = xv - mean
             var = _sum_product(y, y, axes) / n  # two passes: no cancellation in Σx² - nμ²
             if running is not None:
@@ -110,7 +110,7 @@ class Normalize(Function):
         # statistic and one γ (batch norm: all of (0, 2); layer norm: none). Two
         # passes over g and x give Σg and Σg·x per cell; Σg·x̂ = s·(Σg·x - μ·Σg).
         cell = tuple(a for a in axes if pshape[a] == 1)
-        sum_g = g.sum(axis=cell, keepdims=True) if cell else g
+        sum_g = _sum_product(g, None, cell) if cell else g
         sum_gxhat = s * (_sum_product(g, x, cell) - mu * sum_g)
         # what remains: the axes γ is shared over (for dγ, dβ), or the statistic (for dx)
         param_rest = tuple(a for a, p in enumerate(pshape) if p == 1 and a not in cell)
@@ -134,13 +134,17 @@ class Normalize(Function):
 
 
 def _sum_product(a, b, axes: tuple[int, ...]):
-    """Σ a·b over ``axes`` (kept as size 1), without materialising a·b."""
+    """Σ a·b over ``axes`` (kept as size 1), without materialising a·b; Σ a if b is None.
+
+    By einsum: it reads its operands once, and sums over non-adjacent axes (batch
+    norm's (0, 2)) faster than ``sum`` does."""
     xp = get_array_module(a)
     if not axes:
-        return a * b
+        return a if b is None else a * b
     idx = "abcdefghij"[: a.ndim]
     out = "".join(c for i, c in enumerate(idx) if i not in axes)
-    r = xp.einsum(f"{idx},{idx}->{out}", a, b)
+    r = (xp.einsum(f"{idx}->{out}", a) if b is None
+         else xp.einsum(f"{idx},{idx}->{out}", a, b))
     return r.reshape(tuple(1 if i in axes else n for i, n in enumerate(a.shape)))
 
 

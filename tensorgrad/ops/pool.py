@@ -68,43 +68,116 @@ def _unpad(gpad, widths):
     return pad_array(gpad, [(-a, -b) for a, b in widths], 0)
 
 
+def _phase_cells(size: int, pad: int, stride: int, phase: int, cells: int):
+    """Along one axis, the cells r of stride phase ``phase`` that hold input elements
+    (padded position r·s + phase, input position r·s + phase − pad ∈ [0, size)): the
+    range [first, stop) and the matching strided slice of the input (None if empty)."""
+    first = max(0, -(-(pad - phase) // stride))
+    stop = min(cells, (size - 1 + pad - phase) // stride + 1)
+    if stop <= first:
+        return first, first, None
+    start = first * stride + phase - pad
+    return first, stop, slice(start, start + (stop - first - 1) * stride + 1, stride)
+
+
+def _phases(x, fill, stride: Pair, padding: Pair, cells: Pair):
+    """The padded input split by stride phase: P[..., a, b, r, c] = xpad[..., r·sh + a, c·sw + b]
+    for r < cells[0], c < cells[1], where xpad is ``x`` framed by ``fill``.
+
+    Kernel offset (i, j) of every window is then the block P[a, b, di:di+Ho, dj:dj+Wo]
+    with (di, a) = divmod(i, sh), (dj, b) = divmod(j, sw): unit stride within rows, which
+    is what makes the elementwise loops fast (one strided pass here instead of k·k)."""
+    xp = get_array_module(x)
+    (sh, sw), (ph, pw), (hc, wc) = stride, padding, cells
+    phases = xp.empty(x.shape[:-2] + (sh, sw, hc, wc), dtype=x.dtype)
+    for a in range(sh):
+        r0, r1, rows = _phase_cells(x.shape[-2], ph, sh, a, hc)
+        for b in range(sw):
+            c0, c1, cols = _phase_cells(x.shape[-1], pw, sw, b, wc)
+            block = phases[..., a, b, :, :]
+            if rows is None or cols is None:
+                block[...] = fill
+                continue
+            # fill only the frame around the copied input: no pass over the whole buffer
+            block[..., :r0, :] = fill
+            block[..., r1:, :] = fill
+            block[..., r0:r1, :c0] = fill
+            block[..., r0:r1, c1:] = fill
+            block[..., r0:r1, c0:c1] = x[..., rows, cols]
+    return phases
+
+
 class MaxPool2d(Function):
-    """y = max over each window; dx = dy routed to each window's argmax."""
+    """y = max over each window; dx = dy routed to each window's argmax.
+
+    Forward: the input is split by stride phase (``_phases``) into a grid of
+    (Ho + ⌊(kh−1)/sh⌋ + 1) × Wq cells, Wq = Wo + ⌊(kw−1)/sw⌋. Flattened, kernel offset
+    (i, j) is one contiguous run of Ho·Wq cells starting at di·Wq + dj, so the output is
+    computed in an (Ho, Wq) layout (Wq − Wo junk columns per row, cropped at the end)
+    with unit-stride passes. Per offset k: take = v > best (strictly: the first maximum
+    wins); argmax = max(argmax, take·k), which is the last k taken since k increases;
+    best = max(best, v), which propagates NaN to the value, as in PyTorch (its gradient
+    goes to the largest number seen before the NaN; PyTorch picks the NaN).
+
+    Backward: the flat index, in the padded input, of each output's argmax is
+    corner(window) + i·Wp + j, and one ``add.at`` scatters dy there (overlapping windows
+    add up); the padding is cropped off.
+    """
 
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, ceil_mode):
         xp = get_array_module(x)
-        out, widths = _geometry(x.shape, kernel, stride, padding, ceil_mode)
-        xpad = pad_array(x, widths, -xp.inf) if any(map(any, widths)) else x
+        out, _ = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+        (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out
+        lead = x.shape[:-2]
+        # one spare row of cells: the runs of the last offsets overhang the grid by dj
+        wq = wo + (kw - 1) // sw
+        cells = (ho + (kh - 1) // sh + 1, wq)
+        phases = _phases(x, -xp.inf, stride, padding, cells)
+        phases = phases.reshape(lead + (sh, sw, cells[0] * wq))
         # the offset number fits in a signed byte for kernels up to 11x11
-        argmax = xp.zeros(x.shape[:-2] + out, dtype=xp.int8 if kernel[0] * kernel[1] <= 127
-                          else xp.int32)
+        argmax = xp.zeros(lead + (ho * wq,), dtype=xp.int8 if kh * kw <= 127 else xp.int32)
+        take = xp.empty_like(argmax)
         best = None
-        for k, index in _windows(kernel, stride, out):
-            v = xpad[index]
-            if best is None:
-                best = v.copy()
-                continue
-            take = v > best  # strictly greater: the first maximum keeps the gradient
-            # move argmax to k where taken; arithmetic is much faster than a masked copy
-            argmax += take * (argmax.dtype.type(k) - argmax)
-            # NaN propagates to the value, as in PyTorch (its gradient goes to the largest
-            # number of the window, where PyTorch picks the NaN)
-            xp.maximum(best, v, out=best)
+        for i in range(kh):
+            for j in range(kw):
+                (di, a), (dj, b) = divmod(i, sh), divmod(j, sw)
+                start = di * wq + dj
+                v = phases[..., a, b, start:start + ho * wq]
+                if best is None:
+                    best = v.copy()
+                    continue
+                xp.greater(v, best, out=take)
+                take *= argmax.dtype.type(i * kw + j)
+                xp.maximum(argmax, take, out=argmax)
+                xp.maximum(best, v, out=best)
+        argmax, best = argmax.reshape(lead + (ho, wq)), best.reshape(lead + (ho, wq))
+        if wq > wo:  # crop the junk columns
+            argmax = xp.ascontiguousarray(argmax[..., :wo])
+            best = xp.ascontiguousarray(best[..., :wo])
         ctx.save_for_backward(argmax)
-        ctx.geometry = (x.shape, widths, kernel, stride, out)
+        ctx.geometry = (x.shape, kernel, stride, padding, out)
         return best
 
     @staticmethod
     def backward(ctx, gy):
         (argmax,) = ctx.saved_tensors
-        shape, widths, kernel, stride, out = ctx.geometry
+        shape, (kh, kw), (sh, sw), (ph, pw), (ho, wo) = ctx.geometry
         xp = get_array_module(gy)
-        padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
-        gpad = xp.zeros(padded, dtype=gy.dtype)
-        for k, index in _windows(kernel, stride, out):
-            gpad[index] += gy * (argmax == k)
-        return _unpad(gpad, widths)
+        h, w, m = shape[-2], shape[-1], gy.size // (ho * wo)
+        # padded buffer: every window, and the whole input (when ceil_mode is off the
+        # windows may stop short of its end)
+        hp, wp = max((ho - 1) * sh + kh, ph + h), max((wo - 1) * sw + kw, pw + w)
+        k = xp.arange(kh * kw, dtype=xp.int64)
+        step = (k // kw) * wp + k % kw  # flat distance of offset k from its window's corner
+        target = xp.take(step, argmax.reshape(m, ho, wo))
+        target += ((xp.arange(m, dtype=xp.int64) * hp)[:, None, None]
+                   + (xp.arange(ho, dtype=xp.int64) * sh)[:, None]) * wp \
+            + xp.arange(wo, dtype=xp.int64) * sw
+        gpad = xp.zeros(m * hp * wp, dtype=gy.dtype)
+        xp.add.at(gpad, target.reshape(-1), gy.reshape(-1))
+        gpad = gpad.reshape(shape[:-2] + (hp, wp))
+        return xp.ascontiguousarray(gpad[..., ph:ph + h, pw:pw + w])
 
 
 class AvgPool2d(Function):
