@@ -202,6 +202,9 @@ class Tensor:
     def half(self) -> Tensor:
         return self.to(dtype=float16)
 
+    def bool(self) -> Tensor:
+        return self.to(dtype=bool_)
+
     def long(self) -> Tensor:
         return self.to(dtype=int64)
 
@@ -337,6 +340,18 @@ class Tensor:
     def __rpow__(self, other):
         return _ops().pow(other, self)
 
+    def __floordiv__(self, other):
+        return _ops().floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops().floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops().remainder(self, other)
+
+    def __rmod__(self, other):
+        return _ops().remainder(other, self)
+
     def __matmul__(self, other):
         return _ops().matmul(self, other)
 
@@ -398,6 +413,46 @@ class Tensor:
     def __or__(self, other):
         return self._compare(other, lambda a, b: a | b)
 
+    # PyTorch's method spellings of the operators
+    def add(self, other):
+        return self + other
+
+    def sub(self, other):
+        return self - other
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def matmul(self, other):
+        return self @ other
+
+    def neg(self):
+        return -self
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
     # ---------------------------------------------------------- math methods
     def exp(self):
         return _ops().exp(self)
@@ -431,11 +486,15 @@ class Tensor:
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return _ops().mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def var(self, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
-        return _ops().var(self, dim, keepdim, unbiased, axis=axis, keepdims=keepdims)
+    def var(self, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
+            keepdims=None):
+        return _ops().var(self, dim, keepdim, unbiased, correction=correction, axis=axis,
+                          keepdims=keepdims)
 
-    def std(self, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
-        return _ops().std(self, dim, keepdim, unbiased, axis=axis, keepdims=keepdims)
+    def std(self, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
+            keepdims=None):
+        return _ops().std(self, dim, keepdim, unbiased, correction=correction, axis=axis,
+                          keepdims=keepdims)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return _ops().max(self, dim, keepdim, axis=axis, keepdims=keepdims)
@@ -469,7 +528,25 @@ class Tensor:
 
     @property
     def T(self):
+        # All axes reversed, as NumPy (PyTorch deprecates .T beyond 2-D but does the same)
         return _ops().permute(self, *reversed(range(self.ndim)))
+
+    def t(self):
+        """The transpose of a tensor of at most 2 dimensions."""
+        if self.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}")
+        return self.T
+
+    def view_as(self, other: Tensor):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other: Tensor):
+        return self.expand(other.shape)
+
+    def contiguous(self) -> Tensor:
+        return self  # every op here works on any memory layout
 
     def flatten(self, start_dim=0, end_dim=-1):
         return _ops().flatten(self, start_dim, end_dim)
@@ -573,8 +650,10 @@ def _size(size) -> tuple[int, ...]:
     if len(size) == 1 and isinstance(size[0], Sequence):
         size = tuple(size[0])
     for s in size:
-        if not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"sizes must be non-negative ints, got {size}")
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"sizes must be ints, got {size}")
+        if s < 0:
+            raise ValueError(f"sizes must be non-negative, got {size}")
     return tuple(int(s) for s in size)
 
 
@@ -638,6 +717,10 @@ def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
     if end is None:
         start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: the step {step} cannot go from {start} to {end}")
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = int64 if is_int else DEFAULT_FLOAT

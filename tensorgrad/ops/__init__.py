@@ -6,6 +6,7 @@ from .elementwise import (
     clamp,
     div,
     exp,
+    floor_divide,
     log,
     maximum,
     minimum,
@@ -13,6 +14,7 @@ from .elementwise import (
     neg,
     pow,
     relu,
+    remainder,
     sigmoid,
     sqrt,
     sub,
@@ -26,6 +28,7 @@ from .shape import cat, expand, flatten, permute, reshape, squeeze, stack, trans
 
 __all__ = [
     "abs", "add", "argmax", "argmin", "cat", "clamp", "div", "exp", "expand", "flatten",
+    "floor_divide", "remainder",
     "getitem", "linear", "log", "log_softmax", "matmul", "max", "maximum", "mean", "min",
     "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unsqueeze", "var",

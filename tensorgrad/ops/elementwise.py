@@ -84,7 +84,11 @@ class Pow(Function):
     def backward(ctx, g):
         x, y, z = ctx.saved_tensors
         xp = get_array_module(g)
-        gx = g * y * x ** (y - 1) if ctx.needs_input_grad[0] else None
+        gx = None
+        if ctx.needs_input_grad[0]:
+            # where y = 0 the derivative is 0, but y·x^(y-1) would be 0·inf = nan at x = 0
+            y_safe = xp.where(y == 0, xp.ones_like(y), y)
+            gx = g * y * x ** (y_safe - 1)
         gy = None
         if ctx.needs_input_grad[1]:
             # log x is -inf at 0; PyTorch defines the gradient there as 0
@@ -105,6 +109,8 @@ class PowScalar(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
+        if ctx.p == 0:  # x^0 is constant; p·x^(p-1) would be 0·inf = nan at x = 0
+            return get_array_module(g).zeros_like(g)
         return g * (ctx.p * x ** (ctx.p - 1))
 
 
@@ -279,6 +285,22 @@ def _split_at_ties(g, x_wins, tie):
     return g * wx, g * (1 - wx)
 
 
+class Remainder(Function):
+    """z = x - ⌊x/y⌋·y (the sign of y, as Python's % and PyTorch's remainder);
+    dz/dx = 1,  dz/dy = -⌊x/y⌋"""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return get_array_module(x).remainder(x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        gy = -g * get_array_module(g).floor_divide(x, y) if ctx.needs_input_grad[1] else None
+        return g, gy
+
+
 class Where(Function):
     """z = x where cond else y;  the gradient goes to the branch that was taken."""
 
@@ -391,20 +413,41 @@ def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator's name
     return Pow.apply(a, b)
 
 
+def floor_divide(a, b) -> Tensor:
+    """a // b, rounded towards -inf (as Python and PyTorch). Piecewise constant, so it
+    records no graph (PyTorch raises if one backpropagates through it)."""
+    a, b = as_tensor_pair(a, b)
+    _check_broadcast("floor_divide", a, b)
+    return Tensor._make(get_array_module(a.data).floor_divide(a.data, b.data), None)
+
+
+def remainder(a, b) -> Tensor:
+    """a % b, with the sign of b (Python's and PyTorch's convention)."""
+    a, b = as_tensor_pair(a, b)
+    _check_broadcast("remainder", a, b)
+    return Remainder.apply(a, b)
+
+
 def neg(x: Tensor) -> Tensor:
     return Neg.apply(x)
 
 
+def _floating(x: Tensor) -> Tensor:
+    """Integer and bool tensors become float32 before a float function (as PyTorch),
+    rather than NumPy's float64."""
+    return x if _is_float(x.dtype) else x.to(dtype=DEFAULT_FLOAT)
+
+
 def exp(x: Tensor) -> Tensor:
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 def log(x: Tensor) -> Tensor:
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 def sqrt(x: Tensor) -> Tensor:
-    return Sqrt.apply(x)
+    return Sqrt.apply(_floating(x))
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001
@@ -412,11 +455,11 @@ def abs(x: Tensor) -> Tensor:  # noqa: A001
 
 
 def tanh(x: Tensor) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
@@ -428,6 +471,8 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     if min is not None and max is not None and min > max:
         raise ValueError(f"clamp: min ({min}) is greater than max ({max})")
+    if isinstance(min, float) or isinstance(max, float):
+        x = _floating(x)  # an integer tensor clamped to a float bound becomes float32
     return Clamp.apply(x, lo=min, hi=max)
 
 
@@ -435,7 +480,14 @@ def where(condition, x, y) -> Tensor:
     """Elements of ``x`` where ``condition`` holds, else of ``y`` (broadcasting)."""
     cond = condition.data if isinstance(condition, Tensor) else condition
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        raise TypeError("where: at least one of x and y must be a Tensor")
+        # two Python numbers: a tensor of their dtype (floats -> float32) on cond's device
+        if not isinstance(x, numbers.Number) or not isinstance(y, numbers.Number):
+            raise TypeError(f"where: x and y must be Tensors or numbers, got "
+                            f"{type(x).__name__} and {type(y).__name__}")
+        xp = get_array_module(cond)
+        dtype = DEFAULT_FLOAT if isinstance(x, float) or isinstance(y, float) else None
+        x = Tensor._make(xp.asarray(x, dtype=dtype or _scalar_dtype(x, np.dtype("int64"))),
+                         None)
     x, y = as_tensor_pair(x, y)
     xp = get_array_module(x.data)
     cond = xp.asarray(cond)

@@ -50,6 +50,9 @@ def getitem(x: Tensor, index) -> Tensor:
     index = raw_index(index, xp)
     parts = index if isinstance(index, tuple) else (index,)
     for p in parts:
+        if isinstance(p, (str, bytes, dict, set)):
+            raise TypeError(f"cannot index a tensor of shape {x.shape} with "
+                            f"{type(p).__name__} {p!r}")
         if hasattr(p, "dtype"):
             if is_cupy_array(p) != is_cupy_array(x.data):
                 raise RuntimeError(f"index on {'cuda' if is_cupy_array(p) else 'cpu'} "

@@ -62,9 +62,14 @@ class Pad(Function):
         return gx
 
 
-def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:
+def pad(x: Tensor, pad: Sequence[int], value: float = 0.0, *, mode: str = "constant") -> Tensor:
     """Pad ``x`` with ``value``; ``pad`` = (left, right, top, bottom, ...) from the last
-    dimension backwards (PyTorch's ``F.pad`` constant mode). Negative widths crop."""
+    dimension backwards (PyTorch's ``F.pad`` constant mode). Negative widths crop.
+    ``mode`` is accepted for PyTorch compatibility; only ``"constant"`` is implemented."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got mode={mode!r}")
+    if value is None:  # PyTorch's default
+        value = 0.0
     if isinstance(pad, (str, bytes)) or not isinstance(pad, Sequence):
         raise TypeError(f"pad: expected a tuple of ints, got {pad!r}")
     if not all(isinstance(p, int) or hasattr(p, "__index__") for p in pad):

@@ -99,7 +99,9 @@ class Var(Function):
     def backward(ctx, g):
         (centered,) = ctx.saved_tensors
         g = _expand_grad(g, centered.shape, ctx.axes, ctx.keepdim)
-        return g * centered * centered.dtype.type(2.0 / ctx.denom)
+        # n - ddof <= 0 (one element, unbiased): the variance is nan, and so is its gradient
+        scale = 2.0 / ctx.denom if ctx.denom > 0 else float("nan")
+        return g * centered * centered.dtype.type(scale)
 
 
 class MaxMin(Function):
@@ -177,16 +179,22 @@ def mean(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Ten
     return Mean.apply(x, axes=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
 
 
-def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
+def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
+        keepdims=None):
+    """Variance over ``dim``, dividing by n - 1 (``unbiased``) or n; PyTorch's newer
+    ``correction=`` (the number subtracted from n) overrides ``unbiased`` when given."""
     dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     if x.dtype.kind != "f":
         raise TypeError(f"var needs a floating-point tensor, got dtype {x.dtype}")
     axes = normalize_dims(dim, x.ndim, "var")
-    return Var.apply(x, axes=axes, keepdim=keepdim, ddof=1 if unbiased else 0)
+    ddof = (1 if unbiased else 0) if correction is None else correction
+    return Var.apply(x, axes=axes, keepdim=keepdim, ddof=ddof)
 
 
-def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, axis=None, keepdims=None):
-    return var(x, dim, keepdim, unbiased, axis=axis, keepdims=keepdims).sqrt()
+def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
+        keepdims=None):
+    return var(x, dim, keepdim, unbiased, correction=correction, axis=axis,
+               keepdims=keepdims).sqrt()
 
 
 def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
@@ -226,11 +234,18 @@ def argmin(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> T
     return _arg(x, dim, keepdim, False, "argmin")
 
 
+def _softmax_axis(x: Tensor, dim: int, op: str):
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
+    if not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    axes = normalize_dims(dim, x.ndim, op)
+    return axes[0] if axes else None  # a 0-d tensor: its single value is the whole axis
+
+
 def softmax(x: Tensor, dim: int) -> Tensor:
-    (axis,) = normalize_dims(dim, x.ndim, "softmax")
-    return Softmax.apply(x, dim=axis)
+    return Softmax.apply(x, dim=_softmax_axis(x, dim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
-    (axis,) = normalize_dims(dim, x.ndim, "log_softmax")
-    return LogSoftmax.apply(x, dim=axis)
+    return LogSoftmax.apply(x, dim=_softmax_axis(x, dim, "log_softmax"))

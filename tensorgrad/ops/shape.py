@@ -104,6 +104,9 @@ class Clone(Function):
 def _shape_args(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], Sequence):
         shape = tuple(shape[0])
+    for s in shape:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"sizes and dims must be ints, got {shape}")
     return tuple(int(s) for s in shape)
 
 
@@ -123,8 +126,9 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 def permute(x: Tensor, *dims) -> Tensor:
     dims = _shape_args(dims)
-    if any(not -x.ndim <= d < x.ndim for d in dims) or sorted(
-            d % x.ndim for d in dims) != list(range(x.ndim)):
+    if any(not -x.ndim <= d < x.ndim for d in dims):
+        raise IndexError(f"permute: dims {dims} out of range for a tensor of shape {x.shape}")
+    if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} "
                          f"dimensions of a tensor of shape {x.shape}")
     return Permute.apply(x, dims=tuple(d % x.ndim for d in dims))
@@ -150,7 +154,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def squeeze(x: Tensor, dim=None) -> Tensor:
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    axes = normalize_dims(dim, x.ndim, "squeeze")
+    axes = normalize_dims(dim, x.ndim, "squeeze") or ()  # dim=() squeezes nothing
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in axes and s == 1)))
 
 
@@ -167,6 +171,9 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if len(sizes) < x.ndim:
         raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {x.shape}")
     lead = len(sizes) - x.ndim
+    if any(s < 0 for s in sizes[:lead]) or any(s < -1 for s in sizes):
+        raise ValueError(f"expand: sizes {sizes} for a tensor of shape {x.shape}: -1 keeps an "
+                         f"existing size, new leading sizes must be non-negative")
     shape = tuple(x.shape[i - lead] if (s == -1 and i >= lead) else s
                   for i, s in enumerate(sizes))
     for i, n in enumerate(x.shape):
@@ -177,22 +184,40 @@ def expand(x: Tensor, *sizes) -> Tensor:
     return Expand.apply(x, shape=shape)
 
 
-def _check_same(ts: Sequence[Tensor], op: str, dim: int):
+def _check_tensors(ts: Sequence[Tensor], op: str, dim: int):
     if not ts:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
     for t in ts:
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: expected Tensors, got {type(t).__name__}")
-    dtypes = {t.dtype for t in ts}
-    if len(dtypes) > 1:
-        raise TypeError(f"{op}: tensors have different dtypes {sorted(map(str, dtypes))}")
+
+
+def _promote(ts: list[Tensor]) -> list[Tensor]:
+    """Cast to one dtype as PyTorch's cat/stack do (a float beats ints and bools)."""
+    from .elementwise import _result_dtype
+
+    dtype = ts[0].dtype
+    for t in ts[1:]:
+        dtype = _result_dtype(dtype, t.dtype)
+    return [t if t.dtype == dtype else t.to(dtype=dtype) for t in ts]
+
+
+def _tensor_list(tensors, op: str) -> list[Tensor]:
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{op}: expected a sequence of Tensors, got a single Tensor")
+    return list(tensors)
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Concatenate along an existing dimension."""
-    tensors = list(tensors)
-    _check_same(tensors, "cat", dim)
+    tensors = _tensor_list(tensors, "cat")
+    _check_tensors(tensors, "cat", dim)
+    tensors = _promote(tensors)
     ref = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
+                             f"concatenated")
     (axis,) = normalize_dims(dim, ref.ndim, "cat")
     for t in tensors:
         if t.ndim != ref.ndim or any(
@@ -204,8 +229,9 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join along a new dimension."""
-    tensors = list(tensors)
-    _check_same(tensors, "stack", dim)
+    tensors = _tensor_list(tensors, "stack")
+    _check_tensors(tensors, "stack", dim)
+    tensors = _promote(tensors)
     if len({t.shape for t in tensors}) > 1:
         raise ValueError(f"stack: all tensors need the same shape, got "
                          f"{[t.shape for t in tensors]}")
