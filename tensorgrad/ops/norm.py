@@ -256,6 +256,15 @@ def _fixed(stat: Tensor, x: Tensor, shape: tuple):
     return stat.data.reshape(shape).astype(x.dtype)
 
 
+def _running_arrays(running_mean, running_var, momentum: float):
+    """What ``Normalize`` updates in place: (mean array, var array, momentum), or None
+    when neither running statistic is tracked."""
+    if running_mean is None and running_var is None:
+        return None
+    return (None if running_mean is None else running_mean.data,
+            None if running_var is None else running_var.data, momentum)
+
+
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -279,10 +288,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
                 f"{op}: Expected more than 1 value per channel when training, "
                 f"got input size {tuple(x.shape)}"
             )
-        running = None
-        if running_mean is not None or running_var is not None:
-            running = (None if running_mean is None else running_mean.data,
-                       None if running_var is None else running_var.data, momentum)
+        running = _running_arrays(running_mean, running_var, momentum)
         return Normalize.apply(x, weight, bias, running=running, **config)
     if running_mean is None or running_var is None:
         raise ValueError(f"{op}: running_mean and running_var are required when training=False")
@@ -347,10 +353,7 @@ def instance_norm(x: Tensor, running_mean: Tensor | None = None,
                 f"{op}: Expected more than 1 spatial element when training, "
                 f"got input size {tuple(x.shape)}"
             )
-        running = None
-        if running_mean is not None or running_var is not None:
-            running = (None if running_mean is None else running_mean.data,
-                       None if running_var is None else running_var.data, momentum)
+        running = _running_arrays(running_mean, running_var, momentum)
         return Normalize.apply(x, weight, bias, running=running, **config)
     if running_mean is None or running_var is None:
         raise ValueError(
