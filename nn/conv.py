@@ -47,8 +47,7 @@ class Conv2d(Module):
         self.stride = _pair(stride, "stride")
         self.dilation = _pair(dilation, "dilation")
         self.padding = padding if isinstance(padding, str) else _pair(padding, "padding")
-        # what F.conv2d pads on each side, and the extra (bottom, right) 'same' needs
-        self._padding, self._extra_padding = self._resolve_padding(padding)
+        self._check_padding_string()
         self.groups = groups
         self.padding_mode = padding_mode
         kh, kw = self.kernel_size
@@ -59,20 +58,16 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def _resolve_padding(self, padding) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Ints, pairs, or PyTorch's 'valid' / 'same' (stride 1 only): the symmetric
-        padding per side and the extra bottom/right padding of an odd 'same' total."""
-        if not isinstance(padding, str):
-            return _pair(padding, "padding"), (0, 0)
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding != "same":
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+    def _check_padding_string(self) -> None:
+        """Refuse a bad padding string when the layer is built (as PyTorch does), not at
+        its first forward; F.conv2d itself pads 'same' / 'valid'."""
+        if not isinstance(self.padding, str):
+            return
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"Invalid padding string {self.padding!r}, should be one of "
                              "{'valid', 'same'}")
-        if self.stride != (1, 1):
+        if self.padding == "same" and self.stride != (1, 1):
             raise ValueError("padding='same' is not supported for strided convolutions")
-        total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-        return (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
 
     def reset_parameters(self) -> None:
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -82,14 +77,8 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        unbatched = x.ndim == 3
-        if unbatched:
-            x = x.unsqueeze(0)
-        if self._extra_padding != (0, 0):
-            x = F.pad(x, (0, self._extra_padding[1], 0, self._extra_padding[0]))
-        y = F.conv2d(x, self.weight, self.bias, self.stride, self._padding, self.dilation,
-                     self.groups)
-        return y.squeeze(0) if unbatched else y
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

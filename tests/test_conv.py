@@ -123,8 +123,8 @@ ERRORS = [
     ((8, 4, 32, 32), (16, 3, 3, 3), None, {}, ValueError,
      "conv2d: weight has 3 input channels but input has 4 (input (8, 4, 32, 32), "
      "weight (16, 3, 3, 3), groups=1)"),
-    ((4, 32, 32), (16, 4, 3, 3), None, {}, ValueError,
-     "4-D input (N, C, H, W), got shape (4, 32, 32)"),
+    ((32, 32), (16, 4, 3, 3), None, {}, ValueError,
+     "4-D input (N, C, H, W) or a 3-D one (C, H, W), got shape (32, 32)"),
     ((1, 4, 8, 8), (16, 4, 3), None, {}, ValueError, "4-D weight"),
     ((1, 6, 8, 8), (6, 2, 3, 3), None, {"groups": 4}, ValueError,
      "input channels 6 are not divisible by groups=4"),
@@ -146,7 +146,11 @@ ERRORS = [
     ((1, 4, 8, 8), (16, 4, 3, 3), None, {"groups": 0}, ValueError, "groups must be a positive int"),
     ((1, 4, 8, 8), (16, 4, 3, 3), None, {"stride": (1, 2, 3)}, TypeError,
      "stride must be an int or a pair of ints"),
-    ((1, 4, 8, 8), (16, 4, 3, 3), None, {"padding": "same"}, TypeError,
+    ((1, 4, 8, 8), (16, 4, 3, 3), None, {"padding": "full"}, ValueError,
+     "padding must be an int, a pair of ints, 'same' or 'valid', got 'full'"),
+    ((1, 4, 8, 8), (16, 4, 3, 3), None, {"padding": "same", "stride": 2}, ValueError,
+     "padding='same' is not supported for strided convolutions"),
+    ((1, 4, 8, 8), (16, 4, 3, 3), None, {"padding": (1.5, 1)}, TypeError,
      "padding must be an int or a pair of ints"),
 ]
 
@@ -196,3 +200,30 @@ def test_backward_never_writes_into_the_input():
     y.sum().backward()
     assert x.data[0, 0, 0, 0] == 3.0
     assert w.grad.item() == 3.0 and x.grad.item() == 2.0
+
+
+def test_unbatched_input_is_a_batch_of_one():
+    x, w = tg.randn(3, 6, 6), tg.randn(4, 3, 3, 3)
+    y = F.conv2d(x, w, padding=1)
+    assert y.shape == (4, 6, 6)
+    np.testing.assert_allclose(y.numpy(), F.conv2d(x.unsqueeze(0), w, padding=1).numpy()[0],
+                               rtol=1e-6)
+
+
+@given(k=st.integers(1, 4), d=st.integers(1, 2), size=st.integers(4, 7))
+@settings(max_examples=15)
+def test_same_padding_keeps_the_size_with_the_extra_zero_at_the_end(k, d, size):
+    """'same' pads d(k-1) in total, the odd one at the bottom/right (PyTorch's rule);
+    checked against explicit zero padding and a 'valid' convolution."""
+    rng = np.random.default_rng(k * 10 + d)
+    x = rng.standard_normal((1, 2, size, size + 1))
+    w = rng.standard_normal((3, 2, k, k))
+    total = d * (k - 1)
+    before, after = total // 2, total - total // 2
+    xpad = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)))
+    expected = F.conv2d(tg.tensor(xpad), tg.tensor(w), dilation=d, padding="valid").numpy()
+    xt = tg.tensor(x, requires_grad=True)
+    got = F.conv2d(xt, tg.tensor(w), dilation=d, padding="same")
+    assert got.shape == (1, 3, size, size + 1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert tg.gradcheck(lambda t: F.conv2d(t, tg.tensor(w), dilation=d, padding="same"), [xt])

@@ -40,7 +40,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
-from .pad import pad_array
+from .pad import pad, pad_array
 
 Pair = tuple[int, int]
 
@@ -224,13 +224,40 @@ def _pair(value, name: str, fn: str = "conv2d") -> Pair:
     return pair
 
 
+def _same_padding(x: Tensor, weight: Tensor, stride: Pair, dilation: Pair):
+    """``padding="same"``: the output keeps the input's size (stride 1 only, as PyTorch).
+    A kernel spanning an even number of pixels needs one more row/column of zeros at
+    the bottom/right than at the top/left; that extra one is padded explicitly."""
+    if stride != (1, 1):
+        raise ValueError(f"conv2d: padding='same' is not supported for strided "
+                         f"convolutions (stride {stride})")
+    total = [d * (k - 1) for d, k in zip(dilation, weight.shape[2:])]
+    before = (total[0] // 2, total[1] // 2)
+    extra = (total[0] - 2 * before[0], total[1] - 2 * before[1])
+    if any(extra):
+        x = pad(x, (0, extra[1], 0, extra[0]))
+    return x, before
+
+
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | Pair = 1,
-           padding: int | Pair = 0, dilation: int | Pair = 1, groups: int = 1) -> Tensor:
-    """2-D convolution of ``x`` (N, C_in, H, W) with ``weight`` (C_out, C_in/groups, kH, kW),
-    plus ``bias`` (C_out,); output (N, C_out, H_out, W_out) with
-    H_out = ⌊(H + 2·padding − dilation·(kH − 1) − 1) / stride⌋ + 1 (PyTorch semantics)."""
-    stride, padding, dilation = (_pair(stride, "stride"), _pair(padding, "padding"),
-                                 _pair(dilation, "dilation"))
+           padding: int | Pair | str = 0, dilation: int | Pair = 1, groups: int = 1) -> Tensor:
+    """2-D convolution of ``x`` (N, C_in, H, W) — or one unbatched image (C_in, H, W) —
+    with ``weight`` (C_out, C_in/groups, kH, kW), plus ``bias`` (C_out,); output
+    (N, C_out, H_out, W_out) with H_out = ⌊(H + 2·padding − dilation·(kH − 1) − 1) / stride⌋
+    + 1 (PyTorch semantics). ``padding`` may also be ``"valid"`` (0) or ``"same"``."""
+    if isinstance(x, Tensor) and x.ndim == 3:  # one image: a batch of one, as PyTorch
+        return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation,
+                      groups).squeeze(0)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"conv2d: padding must be an int, a pair of ints, 'same' or "
+                             f"'valid', got {padding!r}")
+        if padding == "same" and x.ndim == 4 and weight.ndim == 4:
+            x, padding = _same_padding(x, weight, stride, dilation)
+        else:
+            padding = 0
+    padding = _pair(padding, "padding")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     if min(stride) < 1:
@@ -240,7 +267,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     if min(padding) < 0:
         raise ValueError(f"conv2d: padding must be non-negative, got {padding}")
     if x.ndim != 4:
-        raise ValueError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(f"conv2d: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), "
+                         f"got shape {tuple(x.shape)}")
     if weight.ndim != 4:
         raise ValueError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, "
                          f"kH, kW), got shape {tuple(weight.shape)}")
