@@ -290,8 +290,6 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
             continue
         if node.hooks:
             out_grads = _run_hooks(node, out_grads)
-        if node.freed:
-            node.ctx.saved_tensors  # noqa: B018
         in_grads = _call_backward(node, out_grads)
         if not retain_graph:
             node.ctx.free()

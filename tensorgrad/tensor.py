@@ -289,8 +289,9 @@ class Tensor:
             return
 
         def keep(grad):
-            self.grad = grad if self.grad is None else Tensor._make(
-                self.grad.data + grad.data, None)
+            # a copy: the hook sees arrays the engine still uses (even read-only views)
+            self.grad = Tensor._make(grad.data.copy(), None) if self.grad is None else \
+                Tensor._make(self.grad.data + grad.data, None)
 
         self.register_hook(keep)
 

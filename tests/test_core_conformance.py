@@ -270,3 +270,45 @@ def test_against_torch():
         for got, want in zip(*results):
             assert got.dtype == want.dtype
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------- review fixes (PyTorch's behaviour)
+def test_retain_grad_keeps_a_writable_copy():
+    x = tg.ones(2, 3, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.sum().backward()
+    y.grad.zero_()  # the broadcast gradient of sum() is a read-only view; ours is a copy
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+def test_argmax_of_a_0d_tensor_and_tuple_dims():
+    assert tg.tensor(3.0).argmax(0).item() == 0
+    assert tg.tensor(3.0).argmin().item() == 0
+    with pytest.raises(TypeError):
+        tg.ones(2, 3).argmax((0, 1))
+
+
+def test_transpose_of_a_0d_tensor_is_itself():
+    x = tg.tensor(3.0)
+    assert x.transpose(0, -1).item() == 3.0
+    with pytest.raises(IndexError):
+        x.transpose(0, 1)
+
+
+def test_numpy_integer_dims_are_accepted():
+    np.testing.assert_allclose(tg.ones(2, 3).sum(np.int64(1)).numpy(), [3.0, 3.0])
+
+
+def test_a_0d_tensor_does_not_upcast_a_float32_tensor():
+    y = tg.ones(3) + tg.tensor(2.0, dtype=tg.float64)
+    assert y.dtype == np.float32
+    z = tg.tensor(2.0, dtype=tg.float64) * tg.ones(3)
+    assert z.dtype == np.float32
+    # between two tensors with dimensions NumPy's (and PyTorch's) promotion holds
+    assert (tg.ones(3) + tg.ones(3, dtype=tg.float64)).dtype == np.float64
+
+
+def test_clamp_needs_a_bound():
+    with pytest.raises(ValueError, match="at least one of min and max"):
+        tg.ones(3).clamp()

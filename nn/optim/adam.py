@@ -64,7 +64,9 @@ class Adam(Optimizer):
         step_size = lr / (1 - beta1**step)
         bias_correction2_sqrt = math.sqrt(1 - beta2**step)
         if group["amsgrad"]:
-            max_sq = state.setdefault("max_exp_avg_sq", self._zeros_like(p)).data
+            if "max_exp_avg_sq" not in state:  # (setdefault would allocate every step)
+                state["max_exp_avg_sq"] = self._zeros_like(p)
+            max_sq = state["max_exp_avg_sq"].data
             xp.maximum(max_sq, exp_avg_sq, out=max_sq)
             denom = xp.sqrt(max_sq) / bias_correction2_sqrt + eps
         else:

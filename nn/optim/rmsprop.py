@@ -62,7 +62,9 @@ class RMSprop(Optimizer):
             avg = xp.sqrt(square_avg)
         avg += eps
         if momentum > 0:
-            buf = state.setdefault("momentum_buffer", self._zeros_like(p)).data
+            if "momentum_buffer" not in state:  # (setdefault would allocate every step)
+                state["momentum_buffer"] = self._zeros_like(p)
+            buf = state["momentum_buffer"].data
             buf *= momentum
             buf += grad / avg
             p.data -= lr * buf

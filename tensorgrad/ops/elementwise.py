@@ -360,7 +360,12 @@ def as_tensor_pair(a, b) -> tuple[Tensor, Tensor]:
 
     a, b = wrap(a), wrap(b)
     if a.dtype != b.dtype:
-        dtype = _result_dtype(a.dtype, b.dtype)
+        if a.dtype.kind == b.dtype.kind and (a.ndim == 0) != (b.ndim == 0):
+            # PyTorch's rule: within one kind a 0-d tensor acts like a scalar and takes
+            # the other's dtype (float32 tensor + float64 0-d tensor stays float32)
+            dtype = b.dtype if a.ndim == 0 else a.dtype
+        else:
+            dtype = _result_dtype(a.dtype, b.dtype)
         a, b = a.to(dtype=dtype), b.to(dtype=dtype)
     return a, b
 
@@ -469,6 +474,8 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
 
 
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must not be None")
     if min is not None and max is not None and min > max:
         raise ValueError(f"clamp: min ({min}) is greater than max ({max})")
     if isinstance(min, float) or isinstance(max, float):

@@ -6,6 +6,8 @@ A reduction's backward spreads the output gradient back over the reduced axes:
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor, int64
@@ -15,12 +17,13 @@ def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple[int, ...] | None
     """``dim`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     n = ndim if ndim > 0 else 1  # a 0-d tensor accepts dim 0 / -1, as PyTorch
     out = []
     for d in dims:
-        if not isinstance(d, int):
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
+        d = int(d)
         if not -n <= d < n:
             raise IndexError(
                 f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions"
@@ -212,16 +215,19 @@ def min(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tens
 def _arg(x: Tensor, dim, keepdim, largest: bool, name: str) -> Tensor:
     xp = get_array_module(x.data)
     fn = xp.argmax if largest else xp.argmin
-    if dim is None:
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int or None, got {dim!r}")
+    axes = normalize_dims(dim, x.ndim, name)
+    if not axes:  # dim None, or any dim of a 0-d tensor: the index into the flat values
         out = fn(x.data.reshape(-1))
         if keepdim:
             out = out.reshape((1,) * x.ndim)
     else:
-        (axis,) = normalize_dims(dim, x.ndim, name)
+        (axis,) = axes
         out = fn(x.data, axis=axis)
         if keepdim:
             out = xp.expand_dims(out, axis)
-    return Tensor._make(xp.asarray(out).astype(int64), None)
+    return Tensor._make(xp.asarray(out).astype(int64, copy=False), None)
 
 
 def argmax(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:

@@ -135,6 +135,10 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    if x.ndim == 0:  # dims 0 / -1 of a 0-d tensor: nothing to swap, as PyTorch
+        for d in (dim0, dim1):
+            normalize_dims(d, 0, "transpose")  # still refuses dims out of range
+        return x
     d0, d1 = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
