@@ -26,7 +26,7 @@ The multiclass SVM loss (``multi_margin_loss``), for one sample with target y::
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -250,19 +250,20 @@ def _check_class_target(op: str, x: Tensor, target, ignore_index: int | None = N
             f"{tuple(x.shape)}, got {tuple(target.shape)}"
         )
     num_classes = x.shape[1]
-    kept, valid = target.data, None
-    if ignore_index is not None and kept.size:
-        ignored = kept == ignore_index
-        if bool(ignored.any()):
+    t, valid = target.data, None
+    if t.size:
+        xp = get_array_module(t)
+        ignored = (t == ignore_index) if ignore_index is not None else xp.zeros(t.shape, bool)
+        checked = xp.where(ignored, 0, t)  # ignored targets may lie outside [0, C)
+        # the three numbers in one host transfer: on a GPU each would be a sync
+        stats = to_numpy(xp.stack([ignored.sum(), checked.min(), checked.max()]))
+        n_ignored, lo, hi = (int(v) for v in stats)
+        if n_ignored:
             valid = ~ignored
-            kept = kept[valid]
-    if kept.size:
-        lo, hi = int(kept.min()), int(kept.max())
-        bad = lo if lo < 0 else hi
         if lo < 0 or hi >= num_classes:
             raise IndexError(
-                f"{op}: target {bad} is out of bounds for {num_classes} classes "
-                f"(valid class indices are 0..{num_classes - 1})"
+                f"{op}: target {lo if lo < 0 else hi} is out of bounds for {num_classes} "
+                f"classes (valid class indices are 0..{num_classes - 1})"
             )
     return valid
 

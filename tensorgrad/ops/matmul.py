@@ -33,7 +33,11 @@ class MatMul(Function):
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+            if b2.ndim == 2 and a2.ndim > 2:  # one matrix shared by a batch: fold the
+                k = a2.shape[-1]              # batch into one GEMM, not B GEMMs + a sum
+                gb = (a2.reshape(-1, k).T @ g.reshape(-1, g.shape[-1])).reshape(b.shape)
+            else:
+                gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
         return ga, gb
 
 
