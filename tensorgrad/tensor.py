@@ -647,15 +647,21 @@ def from_numpy(a: np.ndarray) -> Tensor:
     return Tensor(a)
 
 
-def _size(size) -> tuple[int, ...]:
-    if len(size) == 1 and isinstance(size[0], Sequence):
-        size = tuple(size[0])
-    for s in size:
+def int_args(args: tuple, what: str = "sizes") -> tuple[int, ...]:
+    """PyTorch's two spellings, ``f(2, 3)`` and ``f((2, 3))``, as one tuple of ints."""
+    if len(args) == 1 and isinstance(args[0], Sequence):
+        args = tuple(args[0])
+    for s in args:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
-            raise TypeError(f"sizes must be ints, got {size}")
-        if s < 0:
-            raise ValueError(f"sizes must be non-negative, got {size}")
-    return tuple(int(s) for s in size)
+            raise TypeError(f"{what} must be ints, got {args}")
+    return tuple(int(s) for s in args)
+
+
+def _size(size) -> tuple[int, ...]:
+    size = int_args(size)
+    if any(s < 0 for s in size):
+        raise ValueError(f"sizes must be non-negative, got {size}")
+    return size
 
 
 def _creation(fill, size, dtype, device, requires_grad) -> Tensor:

@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..backend import get_array_module
-from ..tensor import Tensor
+from ..tensor import Tensor, int_args
 from .reduce import normalize_dims
 
 
@@ -101,17 +101,8 @@ class Clone(Function):
 # ------------------------------------------------------------------ wrappers
 
 
-def _shape_args(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], Sequence):
-        shape = tuple(shape[0])
-    for s in shape:
-        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
-            raise TypeError(f"sizes and dims must be ints, got {shape}")
-    return tuple(int(s) for s in shape)
-
-
 def reshape(x: Tensor, *shape) -> Tensor:
-    shape = _shape_args(shape)
+    shape = int_args(shape, "sizes and dims")
     known = [s for s in shape if s != -1]
     size = int(np.prod(known)) if known else 1
     if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
@@ -125,7 +116,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
 
 
 def permute(x: Tensor, *dims) -> Tensor:
-    dims = _shape_args(dims)
+    dims = int_args(dims, "sizes and dims")
     if any(not -x.ndim <= d < x.ndim for d in dims):
         raise IndexError(f"permute: dims {dims} out of range for a tensor of shape {x.shape}")
     if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
@@ -171,7 +162,7 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
 
 
 def expand(x: Tensor, *sizes) -> Tensor:
-    sizes = _shape_args(sizes)
+    sizes = int_args(sizes, "sizes and dims")
     if len(sizes) < x.ndim:
         raise ValueError(f"expand: {len(sizes)} sizes {sizes} for a tensor of shape {x.shape}")
     lead = len(sizes) - x.ndim
