@@ -68,10 +68,15 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = self._zeros_like(p)
             max_sq = state["max_exp_avg_sq"].data
             xp.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = xp.sqrt(max_sq) / bias_correction2_sqrt + eps
+            denom = xp.sqrt(max_sq)
         else:
-            denom = xp.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-        p.data -= step_size * (exp_avg / denom)
+            denom = xp.sqrt(exp_avg_sq)
+        # one buffer, updated in place: denom -> √v̂ + ε -> m / denom -> the step
+        denom /= bias_correction2_sqrt
+        denom += eps
+        xp.divide(exp_avg, denom, out=denom)
+        denom *= step_size
+        p.data -= denom
 
 
 class AdamW(Adam):
