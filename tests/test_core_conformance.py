@@ -312,3 +312,11 @@ def test_a_0d_tensor_does_not_upcast_a_float32_tensor():
 def test_clamp_needs_a_bound():
     with pytest.raises(ValueError, match="at least one of min and max"):
         tg.ones(3).clamp()
+
+
+def test_a_shape_op_that_changes_nothing_still_makes_a_new_tensor():
+    x = tg.ones(2, 3, requires_grad=True)
+    for y in (x.reshape(2, 3), x.flatten(1), x.squeeze(), x.expand(2, 3), x.view(2, 3)):
+        assert y is not x and not y.is_leaf
+        y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 5.0))

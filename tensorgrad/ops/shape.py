@@ -110,9 +110,7 @@ def reshape(x: Tensor, *shape) -> Tensor:
     ):
         raise ValueError(f"reshape: shape {shape} is invalid for input of shape {x.shape} "
                          f"({x.numel()} elements)")
-    if shape == x.shape:
-        return x
-    return Reshape.apply(x, shape=shape)
+    return Reshape.apply(x, shape=shape)  # a new tensor even for the same shape, as PyTorch
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -129,7 +127,7 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     if x.ndim == 0:  # dims 0 / -1 of a 0-d tensor: nothing to swap, as PyTorch
         for d in (dim0, dim1):
             normalize_dims(d, 0, "transpose")  # still refuses dims out of range
-        return x
+        return Reshape.apply(x, shape=())
     d0, d1 = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
     dims = list(range(x.ndim))
     dims[d0], dims[d1] = dims[d1], dims[d0]
@@ -174,8 +172,6 @@ def expand(x: Tensor, *sizes) -> Tensor:
     for i, n in enumerate(x.shape):
         if n != 1 and n != shape[lead + i]:
             raise ValueError(f"expand: cannot expand shape {x.shape} to {sizes}")
-    if shape == x.shape:
-        return x
     return Expand.apply(x, shape=shape)
 
 
