@@ -265,6 +265,15 @@ def _running_arrays(running_mean, running_var, momentum: float):
             None if running_var is None else running_var.data, momentum)
 
 
+def _check_channel_params(op: str, x: Tensor, c: int, weight, bias, running_mean,
+                          running_var) -> None:
+    """Every per-channel tensor of batch/instance norm is (C,) and matches x's dtype."""
+    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        _check_param(name, op, p, (c,), x)
+    _check_affine_dtype(op, x, weight, bias)
+
+
 def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -276,10 +285,7 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     op = "batch_norm"
     _check_input(op, x, 2)
     n, c, spatial = _channel_view(x)
-    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                    ("running_var", running_var)):
-        _check_param(name, op, p, (c,), x)
-    _check_affine_dtype(op, x, weight, bias)
+    _check_channel_params(op, x, c, weight, bias, running_mean, running_var)
     view, param_shape = (n, c, spatial), (1, c, 1)
     config = dict(view=view, axes=(0, 2), param_shape=param_shape, eps=eps)
     if training:
@@ -342,10 +348,7 @@ def instance_norm(x: Tensor, running_mean: Tensor | None = None,
     op = "instance_norm"
     _check_input(op, x, 3)
     n, c, spatial = _channel_view(x)
-    for name, p in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                    ("running_var", running_var)):
-        _check_param(name, op, p, (c,), x)
-    _check_affine_dtype(op, x, weight, bias)
+    _check_channel_params(op, x, c, weight, bias, running_mean, running_var)
     config = dict(view=(n, c, spatial), axes=(2,), param_shape=(1, c, 1), eps=eps)
     if use_input_stats:
         if spatial <= 1:
