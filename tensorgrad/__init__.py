@@ -5,7 +5,7 @@
     (x * x).sum().backward()      # x.grad == 2x
 """
 
-from . import cuda, data, functional, profiler, viz
+from . import cuda, data, functional, host_memory, profiler, viz
 from .anomaly import detect_anomaly
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad
 from .backend import Device, get_array_module, get_rng_state, manual_seed, set_rng_state
@@ -49,7 +49,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "bool", "cat",
-    "detect_anomaly", "profiler", "viz",
+    "detect_anomaly", "host_memory", "profiler", "viz",
     "data", "load", "save",
     "cuda", "empty", "enable_grad", "float16", "float32", "float64", "from_numpy", "full",
     "functional", "get_array_module", "get_rng_state", "gradcheck", "int32", "int64",
