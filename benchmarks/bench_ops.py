@@ -2,10 +2,10 @@
 
     python benchmarks/bench_ops.py [--repeat 7] [--threads=N] [--quick] [--only TEXT]
 
-Each row is one op's forward + backward on a layer of a classic CNN, timed as the
-median of ``--repeat`` runs after a warm-up, in the same process for both frameworks
-(alternating, so both see the same machine load), with PyTorch's thread count set to
-NumPy's BLAS threads. Peak memory of one convolution forward + backward is measured
+Each row is one op's forward + backward on a layer of a classic CNN, in the same
+process for both frameworks, alternating in ``--repeat`` short blocks (so both see the
+same machine load), with PyTorch's thread count set to NumPy's BLAS threads. Times are
+medians over all blocks; the ratio is the median of the blocks' ratios. Peak memory of one convolution forward + backward is measured
 in fresh subprocesses (the growth of the peak resident set, VmHWM, or ``ru_maxrss``
 where /proc is missing, over a baseline taken after the inputs exist), once per
 framework.
@@ -52,21 +52,31 @@ CONV_LAYERS = [
 MEMORY_LAYERS = [CONV_LAYERS[0], CONV_LAYERS[5]]
 
 
-def paired_median_ms(step_a, step_b, repeat: int, blocks: int = 3) -> tuple[float, float]:
-    """Median times of two steps, alternating block by block so that both see the same
-    machine load (the benchmark machine may be shared). Not call by call: a library's
-    thread pool keeps spinning for a while after a call and slows the other's next call,
-    so each block starts with an untimed warm-up call."""
-    times_a, times_b = [], []
-    per_block = max(1, -(-repeat // blocks))
-    for _ in range(blocks):
+def paired_median_ms(step_a, step_b, repeat: int, per_block: int = 2
+                     ) -> tuple[float, float, float]:
+    """Median times of two steps and the median of their per-block ratios.
+
+    The steps alternate in ``repeat`` short blocks, so that both see the same machine
+    load (the benchmark machine may be shared and its speed drifts by ±30% within
+    minutes); the ratio of each block compares the two libraries under the same load,
+    and their median is the reported ratio. Not call by call: a library's thread pool
+    keeps spinning for a while after a call and slows the other's next call, so each
+    block starts with an untimed warm-up call."""
+    times_a, times_b, ratios = [], [], []
+    for _ in range(repeat):
+        block = {}
         for step, times in ((step_a, times_a), (step_b, times_b)):
             step()  # warm-up: this library's threads, allocator, lazy imports
+            runs = []
             for _ in range(per_block):
                 t0 = time.perf_counter()
                 step()
-                times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times_a)), 1e3 * float(np.median(times_b))
+                runs.append(time.perf_counter() - t0)
+            times.extend(runs)
+            block[step] = min(runs)
+        ratios.append(block[step_a] / block[step_b])
+    return (1e3 * float(np.median(times_a)), 1e3 * float(np.median(times_b)),
+            float(np.median(ratios)))
 
 
 def conv_cases(torch, layers):
@@ -214,7 +224,7 @@ def main() -> int:
     torch.set_num_threads(THREADS)
     layers = CONV_LAYERS[:2] if args.quick else CONV_LAYERS
     print(f"# ops, CPU: {platform.processor() or platform.machine()}, {THREADS} threads, "
-          f"numpy {np.__version__}, torch {torch.__version__}, median of {args.repeat}\n")
+          f"numpy {np.__version__}, torch {torch.__version__}, {args.repeat} blocks\n")
     print("| op (forward + backward) | tensorgrad ms | torch ms | ratio |")
     print("|---|---:|---:|---:|")
     # memory first: the child processes are forked from this one, still small now
@@ -225,8 +235,8 @@ def main() -> int:
     for name, tg_step, torch_step in cases:
         if args.only not in name:
             continue
-        t_tg, t_torch = paired_median_ms(tg_step, torch_step, args.repeat)
-        print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {t_tg / t_torch:.2f}× |", flush=True)
+        t_tg, t_torch, ratio = paired_median_ms(tg_step, torch_step, args.repeat)
+        print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {ratio:.2f}× |", flush=True)
     print("\n| peak memory, one conv forward + backward | tensorgrad MiB | torch MiB | ratio |")
     print("|---|---:|---:|---:|")
     for name, m_tg, m_torch in memory:
