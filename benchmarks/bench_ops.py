@@ -5,10 +5,10 @@
 Each row is one op's forward + backward on a layer of a classic CNN, in the same
 process for both frameworks, alternating in ``--repeat`` short blocks (so both see the
 same machine load), with PyTorch's thread count set to NumPy's BLAS threads. Times are
-medians over all blocks; the ratio is the median of the blocks' ratios. Peak memory of one convolution forward + backward is measured
-in fresh subprocesses (the growth of the peak resident set, VmHWM, or ``ru_maxrss``
-where /proc is missing, over a baseline taken after the inputs exist), once per
-framework.
+medians over all blocks; the ratio is the median of the blocks' ratios. Peak memory
+of one convolution forward + backward is measured in fresh subprocesses (the growth of
+the peak resident set, VmHWM, or ``ru_maxrss`` where /proc is missing, over a baseline
+taken after the inputs exist), once per framework.
 Prints a Markdown table of medians and ratios tensorgrad / torch (target: ≤ 2×).
 Needs PyTorch; without it, says so and exits 0.
 """
