@@ -18,12 +18,14 @@ and the backward pass into two more:
 With stride 1 the input gradient is itself a convolution: x[u] meets w[i] in the
 output y[u - i·d], so dx[c, u] = Σ_{o, i} w[o, c, i] · dy[o, u - i·d] — a correlation
 of dy, padded by d(k−1) − p, with the kernel flipped and its in/out channels swapped.
-That path reuses the forward's im2col + GEMM (one copy and one GEMM) instead of a
-GEMM into a column-sized buffer plus col2im's kh·kw scattered additions, which cost
-about three times the copy.
+That path costs one copy (the columns of dy) and one GEMM instead of a GEMM into a
+column-sized buffer plus col2im's kh·kw scattered additions, about three times the
+copy. And the columns of dy also give dw, with x in place of the kernel (see
+``_stride1_gradients``), so a stride-1 backward builds one set of columns, not two.
 
 Memory and cache. The columns are kh·kw times larger than the input, so they are
-never kept: backward rebuilds them from the saved input. And they are built for a
+never kept: backward builds the columns it needs again (those of dy with stride 1,
+those of the saved input otherwise). And they are built for a
 few images at a time (``_batch_chunks``, ~16 MiB of columns; a typical batch is a
 handful of chunks, not a loop over images): a chunk is largely still in cache when
 the GEMM reads it, the buffer is small enough that the allocator reuses it instead of
@@ -179,33 +181,67 @@ class Conv2d(Function):
             if need_x:
                 gx = (w3.transpose(0, 2, 1) @ gy4).reshape(x.shape)
             return gx, gw, gb
-        # the input gradient as a correlation of dy (see the top); its padding
-        # d(k−1) − p must not be negative
+        # with stride 1 both gradients come from the columns of dy (see the top); the
+        # padding of that correlation, d(k−1) − p, must not be negative
         full = tuple(d * (kk - 1) - p for d, kk, p in zip(dilation, (kh, kw), padding))
-        by_correlation = stride == (1, 1) and min(full) >= 0
-        if need_x and by_correlation:
-            gx = _correlate(gy, _flipped(w, g), (1, 1), full, dilation, g)
+        if stride == (1, 1) and min(full) >= 0:
+            gx, gw = _stride1_gradients(x, w, gy, full, dilation, g, need_x, need_w)
+            return gx, gw, gb
         if need_w:
             gw = xp.zeros((g, o // g, k), dtype=w.dtype)
-        if need_w or (need_x and not by_correlation):
-            if gx is None and need_x:
-                gx = xp.empty(x.shape, dtype=x.dtype)
-            for chunk in _batch_chunks(x.shape, (kh, kw), (ho, wo), x.dtype.itemsize):
-                # dy as (g, O/g, n·Ho·Wo), the layout of the forward GEMM's result
-                gy3 = xp.ascontiguousarray(gy[chunk].transpose(1, 0, 2, 3))
-                gy3 = gy3.reshape(g, o // g, -1)
-                cols = im2col(x[chunk], (kh, kw), stride, padding, dilation)  # recomputed
-                cols = cols.reshape(g, k, -1)
-                if need_w:
-                    gw += gy3 @ cols.transpose(0, 2, 1)
-                if need_x and not by_correlation:
-                    # dcols has the columns' shape: write it over them (they are used up)
-                    gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=cols)
-                    gx[chunk] = col2im(gcols.reshape(c, kh, kw, -1, ho, wo),
-                                       x[chunk].shape, stride, padding, dilation)
+        if need_x:
+            gx = xp.empty(x.shape, dtype=x.dtype)
+        for chunk in _batch_chunks(x.shape, (kh, kw), (ho, wo), x.dtype.itemsize):
+            # dy as (g, O/g, n·Ho·Wo), the layout of the forward GEMM's result
+            gy3 = xp.ascontiguousarray(gy[chunk].transpose(1, 0, 2, 3))
+            gy3 = gy3.reshape(g, o // g, -1)
+            cols = im2col(x[chunk], (kh, kw), stride, padding, dilation)  # recomputed
+            cols = cols.reshape(g, k, -1)
             if need_w:
-                gw = gw.reshape(w.shape)
+                gw += gy3 @ cols.transpose(0, 2, 1)
+            if need_x:
+                # dcols has the columns' shape: write it over them (they are used up)
+                gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=cols)
+                gx[chunk] = col2im(gcols.reshape(c, kh, kw, -1, ho, wo),
+                                   x[chunk].shape, stride, padding, dilation)
+        if need_w:
+            gw = gw.reshape(w.shape)
         return gx, gw, gb
+
+
+def _stride1_gradients(x, w, gy, full: Pair, dilation: Pair, groups: int,
+                       need_x: bool, need_w: bool):
+    """dx and dw of a stride-1 convolution from one set of columns: those of dy.
+
+    The columns of dy padded by ``full`` = d(k−1) − p hold, at kernel offset (i', j')
+    and input pixel u, dy[u + d·i' − full]. The input gradient is their product with
+    the flipped kernel (a correlation, see the top), and the same columns give the
+    weight gradient: dw[o, c, i] = Σ x[c, u] · dy[o, u − d·i + p], which is the column
+    at the flipped offset i' = k − 1 − i. So
+
+        dx            = w_flipped (C, O·kh·kw) @ cols
+        dw_flipped    = x (C, N·H·W) @ colsᵀ          (x channel-major: a cheap transpose)
+
+    one im2col of dy instead of that one plus rebuilding the columns of x.
+    """
+    xp = get_array_module(gy)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    g, kg = groups, (o // groups) * kh * kw
+    w_flip = _flipped(w, g).reshape(g, cg, kg)
+    gx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
+    gw_flip = xp.zeros((g, cg, kg), dtype=w.dtype) if need_w else None
+    for chunk in _batch_chunks(gy.shape, (kh, kw), (h, wd), gy.dtype.itemsize):
+        cols = im2col(gy[chunk], (kh, kw), (1, 1), full, dilation).reshape(g, kg, -1)
+        if need_x:
+            gxc = w_flip @ cols  # (g, C/g, n·H·W)
+            gx[chunk] = gxc.reshape(c, -1, h, wd).transpose(1, 0, 2, 3)
+        if need_w:
+            xc = xp.ascontiguousarray(x[chunk].transpose(1, 0, 2, 3)).reshape(g, cg, -1)
+            gw_flip += xc @ cols.transpose(0, 2, 1)
+    # _flipped undoes itself: dw_flipped (C, O/g, kh, kw) -> dw (O, C/g, kh, kw)
+    gw = _flipped(gw_flip.reshape(g * cg, o // g, kh, kw), g) if need_w else None
+    return gx, gw
 
 
 # ----------------------------------------------------------------- public function
