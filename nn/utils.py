@@ -52,9 +52,16 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     if not grads:
         return tg.tensor(0.0)
     xp = get_array_module(grads[0])
-    if math.isinf(norm_type):
+    if norm_type == math.inf:
         norms = xp.stack([xp.abs(g).max() for g in grads])
         total = norms.max()
+    elif norm_type == -math.inf:  # the smallest magnitude, as torch.linalg.vector_norm
+        norms = xp.stack([xp.abs(g).min() for g in grads])
+        total = norms.min()
+    elif norm_type == 0:  # the "0-norm" counts nonzeros: of each gradient, then of those
+        dtype = grads[0].dtype
+        norms = xp.asarray([int(xp.count_nonzero(g)) for g in grads], dtype=dtype)
+        total = xp.asarray(xp.count_nonzero(norms), dtype=dtype)
     else:
         norms = xp.stack([(xp.abs(g) ** norm_type).sum() ** (1.0 / norm_type) for g in grads])
         total = (norms**norm_type).sum() ** (1.0 / norm_type)

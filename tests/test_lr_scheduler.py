@@ -125,3 +125,87 @@ def test_matches_torch(name, kwargs):
         topt.step()
         theirs.step()
         ours.step()
+
+
+def test_chained_schedulers_multiply_their_factors():
+    # StepLR halves at epochs 2 and 4; MultiStepLR divides by 10 at epoch 3. Chained,
+    # as in PyTorch, both act on the current lr: 1, 1, 0.5, 0.05, 0.025, 0.025
+    opt = make_optimizer([1.0])
+    step = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    multi = lr_scheduler.MultiStepLR(opt, milestones=[3], gamma=0.1)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        step.step()
+        multi.step()
+    np.testing.assert_allclose(seen, [1, 1, 0.5, 0.05, 0.025, 0.025], rtol=1e-12)
+
+
+def test_a_manual_lr_change_is_kept_by_the_schedule():
+    opt = make_optimizer([0.1])
+    sched = lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    run(sched, 4)  # epochs 0..3: 0.1, 0.1, 0.1, 0.05; now at epoch 4 with lr 0.05
+    opt.param_groups[0]["lr"] *= 10
+    got = []
+    for _ in range(3):  # epochs 4, 5 keep 0.5; epoch 6 halves it
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(got, [0.5, 0.5, 0.25], rtol=1e-12)
+    # the cosine schedule also moves the lr it finds rather than overwriting it
+    opt = make_optimizer([1.0])
+    cos = lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    cos.step()  # epoch 1: (1 + cos(π/4)) / 2
+    opt.param_groups[0]["lr"] = 0.5
+    cos.step()  # epoch 2: times (1 + cos(π/2)) / (1 + cos(π/4))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5 / (1 + math.cos(math.pi / 4)))
+
+
+def test_explicit_epoch_jumps_to_the_closed_form():
+    sched = lr_scheduler.MultiStepLR(make_optimizer([1.0]), milestones=[2, 4, 4], gamma=0.5)
+    sched.step(5)  # three milestones passed, 4 counted twice
+    assert sched.get_last_lr() == [0.125]
+    sched.step()  # epoch 6: no milestone
+    assert sched.get_last_lr() == [0.125]
+
+
+def test_a_group_added_later_is_scheduled_by_step_lr_and_refused_by_cosine():
+    opt = make_optimizer([0.1])
+    sched = lr_scheduler.StepLR(opt, step_size=2)
+    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1))], "lr": 1.0})
+    sched.step()
+    sched.step()
+    np.testing.assert_allclose(sched.get_last_lr(), [0.01, 0.1], rtol=1e-12)
+    opt = make_optimizer([0.1])
+    cos = lr_scheduler.CosineAnnealingLR(opt, T_max=3)
+    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1))], "lr": 1.0})
+    cos.step()
+    cos.step()
+    cos.step()  # epoch 3 = T_max: the rise back needs every group's initial lr
+    with pytest.raises(ValueError, match="2 param groups"):
+        cos.step()
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("StepLR", dict(step_size=3, gamma=0.3)),
+    ("MultiStepLR", dict(milestones=[2, 5, 5, 6], gamma=0.5)),
+    ("CosineAnnealingLR", dict(T_max=4, eta_min=0.01)),
+])
+def test_matches_torch_when_chained_and_changed_by_hand(name, kwargs):
+    torch = pytest.importorskip("torch")
+    opt = make_optimizer([0.2])
+    ours = [getattr(lr_scheduler, name)(opt, **kwargs), lr_scheduler.StepLR(opt, 4, 0.9)]
+    p = torch.nn.Parameter(torch.zeros(1))
+    topt = torch.optim.SGD([p], lr=0.2)
+    theirs = [getattr(torch.optim.lr_scheduler, name)(topt, **kwargs),
+              torch.optim.lr_scheduler.StepLR(topt, 4, 0.9)]
+    for epoch in range(20):
+        assert opt.param_groups[0]["lr"] == pytest.approx(topt.param_groups[0]["lr"],
+                                                          rel=1e-9, abs=1e-15)
+        if epoch == 7:
+            opt.param_groups[0]["lr"] *= 3
+            topt.param_groups[0]["lr"] *= 3
+        topt.step()
+        for s in theirs + ours:
+            s.step()

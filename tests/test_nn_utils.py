@@ -130,3 +130,16 @@ def test_fused_conv_weights_follow_the_formula():
     np.testing.assert_allclose(fused.bias.numpy(),
                                (conv.bias.numpy() - bn.running_mean.numpy()) * s + bn.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_clip_grad_norm_minus_inf_and_zero_norms():
+    # -inf: the smallest magnitude of all entries; 0: nonzero gradients counted, as
+    # torch.nn.utils.clip_grad_norm_ (whose 0-norm of each gradient counts its nonzeros)
+    a, b, c = (tg.zeros(2, requires_grad=True), tg.zeros(1, requires_grad=True),
+               tg.zeros(2, requires_grad=True))
+    a.grad, b.grad, c.grad = tg.tensor([1.0, -3.0]), tg.tensor([0.5]), tg.tensor([0.0, 0.0])
+    assert nn.utils.clip_grad_norm_([a, b], 1e6, norm_type=-float("inf")).item() == 0.5
+    total = nn.utils.clip_grad_norm_([a, b, c], 1e6, norm_type=0)
+    assert total.item() == 2.0 and total.dtype == np.float32
+    nn.utils.clip_grad_norm_([a, b], 0.25, norm_type=-float("inf"))  # 0.5 > 0.25: halved
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, -1.5], rtol=1e-5)

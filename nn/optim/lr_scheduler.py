@@ -1,18 +1,24 @@
 """Learning-rate schedules: set each param group's ``lr`` as a function of the epoch.
 
 Call ``scheduler.step()`` once per epoch, after ``optimizer.step()``. Creating a
-scheduler applies epoch 0. The values are the closed forms (η₀ = a group's
-initial lr, t = ``last_epoch``):
+scheduler applies epoch 0. Started alone, each schedule follows its closed form
+(η₀ = a group's initial lr, t = ``last_epoch``):
 
     StepLR             η = η₀ · γ^⌊t / step_size⌋
     MultiStepLR        η = η₀ · γ^(number of milestones ≤ t)
     CosineAnnealingLR  η = η_min + (η₀ − η_min) · (1 + cos(π t / T_max)) / 2
     LambdaLR           η = η₀ · λ(t)
+
+but, as PyTorch's, StepLR, MultiStepLR and CosineAnnealingLR are *chainable*: a step
+does not write the closed form, it moves the group's current lr by the factor that
+takes the closed form from t − 1 to t (γ at a step or milestone, the ratio of two
+cosine values). So two schedulers on one optimizer compose (their factors multiply),
+an lr changed by hand keeps its change, and a param group added later is scheduled
+too. ``step(epoch)`` with an explicit epoch jumps to the closed form instead.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,21 +42,41 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
+        self._is_initial = True  # the step below only applies epoch 0
         self.step()
+        self._is_initial = False
 
     def get_lr(self) -> list[float]:
-        """The learning rate of every group at epoch ``self.last_epoch``."""
+        """The learning rate of every group after a step to ``self.last_epoch``."""
         raise NotImplementedError
+
+    def _get_closed_form_lr(self) -> list[float]:
+        """The learning rate of every group at ``self.last_epoch``, from ``base_lrs``."""
+        return self.get_lr()
 
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
 
+    def _current_lrs(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
     def step(self, epoch: int | None = None) -> None:
         self._step_count += 1
-        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        if epoch is None:
+            self.last_epoch += 1
+            lrs = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            lrs = self._get_closed_form_lr()
+        groups = self.optimizer.param_groups
+        if len(lrs) != len(groups):
+            raise ValueError(
+                f"{type(self).__name__}: the optimizer has {len(groups)} param groups but "
+                f"the scheduler knows the initial lr of {len(self.base_lrs)} (a group added "
+                f"after the scheduler was created has none)")
+        for group, lr in zip(groups, lrs):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (numbers and lists: safe for ``tg.save``)."""
@@ -72,6 +98,11 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        if self.last_epoch == 0 or self.last_epoch % self.step_size:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
@@ -85,7 +116,11 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        passed = bisect.bisect_right(self.milestones, self.last_epoch)
+        hits = self.milestones.count(self.last_epoch)  # a repeated milestone counts twice
+        return [lr * self.gamma**hits for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        passed = sum(m <= self.last_epoch for m in self.milestones)
         return [base * self.gamma**passed for base in self.base_lrs]
 
 
@@ -102,6 +137,20 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        t, t_max, eta_min = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:  # as PyTorch: restarting at a later epoch
+            return self._get_closed_form_lr()
+        if (t - 1 - t_max) % (2 * t_max) == 0:
+            # leaving the minimum, where the ratio below would divide by 1 + cos(π) = 0
+            rise = (1 - math.cos(math.pi / t_max)) / 2
+            return [lr + (base - eta_min) * rise
+                    for lr, base in zip(self._current_lrs(), self.base_lrs)]
+        ratio = (1 + math.cos(math.pi * t / t_max)) / (1 + math.cos(math.pi * (t - 1) / t_max))
+        return [eta_min + (lr - eta_min) * ratio for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
         cos = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
         return [self.eta_min + (base - self.eta_min) * cos for base in self.base_lrs]
 
