@@ -192,9 +192,14 @@ class Function:
         outs = out if multiple else (out,)
         # NumPy turns 0-d results into scalars (np.float32); .data is always an array
         outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
+        # only floating-point results carry gradients (an int or bool result, such as a
+        # cast or an argmax, is a constant to autograd, as in PyTorch)
+        differentiable = [o.dtype.kind in "fc" for o in outs]
+        recording = recording and any(differentiable)
         node = Node(cls, ctx, args, [(o.shape, o.dtype) for o in outs]) if recording else None
         results = tuple(
-            Tensor._make(o, device, grad_fn=node, output_index=i) for i, o in enumerate(outs)
+            Tensor._make(o, device, grad_fn=node if d else None, output_index=i)
+            for i, (o, d) in enumerate(zip(outs, differentiable))
         )
         if node is not None and observers:
             for obs in observers:
