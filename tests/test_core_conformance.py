@@ -320,3 +320,82 @@ def test_a_shape_op_that_changes_nothing_still_makes_a_new_tensor():
         assert y is not x and not y.is_leaf
         y.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 5.0))
+
+
+# ------------------------------------------------ second audit (session 9)
+
+
+def test_integer_and_bool_results_are_constants_to_autograd():
+    x = tg.tensor([1.5, 2.5, 3.5], requires_grad=True)
+    assert not x.long().requires_grad and x.long().grad_fn is None
+    assert not x.argmax().requires_grad
+    (x.long().float() * x).sum().backward()  # the cast is a constant: d/dx = trunc(x)
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0, 3.0])
+    with pytest.raises(RuntimeError):
+        (x.to(dtype=tg.int32) * 2).float().sum().backward()
+
+
+def test_std_gradient_is_zero_where_the_std_is_zero():
+    x = tg.tensor([[1.0, 1.0, 1.0], [1.0, 2.0, 3.0]], dtype=tg.float64, requires_grad=True)
+    x.std(1).sum().backward()  # row 1: std 1, d/dx = (x - 2) / (2·1)
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 0, 0], [-0.5, 0, 0.5]])
+    y = tg.tensor([2.0], requires_grad=True)
+    y.std(unbiased=False).backward()
+    assert y.grad.numpy().tolist() == [0.0]
+    with tg.no_grad():
+        assert tg.tensor([1.0, 3.0]).std().item() == pytest.approx(2**0.5)
+
+
+def test_max_and_min_send_the_gradient_to_a_nan():
+    x = tg.tensor([1.0, float("nan"), 3.0], requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 0.0])
+    z = tg.tensor([[2.0, float("nan")], [1.0, 0.0]], requires_grad=True)
+    z.min(1).sum().backward()
+    np.testing.assert_array_equal(z.grad.numpy(), [[0.0, 1.0], [0.0, 1.0]])
+
+
+def test_reductions_and_softmax_of_empty_tensors():
+    assert tg.zeros(0, 3).max(1).shape == (0,)
+    with pytest.raises(ValueError, match="empty dimension"):
+        tg.zeros(0, 3).max(0)
+    assert tg.zeros(2, 0).softmax(1).shape == (2, 0)
+    assert F.log_softmax(tg.zeros(0, 4), 1).shape == (0, 4)
+
+
+def test_numpy_scalars_do_not_upcast_pow_and_clamp():
+    x = tg.tensor([1.0, 2.0, 3.0])
+    assert (x ** np.float64(2.0)).dtype == np.float32
+    assert x.clamp(min=np.float64(1.5)).dtype == np.float32
+    assert x.clamp(max=np.float64(1.5)).dtype == np.float32
+    np.testing.assert_array_equal((x ** np.int64(2)).numpy(), [1.0, 4.0, 9.0])
+
+
+def test_clamp_with_min_above_max_gives_max_everywhere():
+    x = tg.arange(4.0).requires_grad_()
+    y = x.clamp(2, 1)
+    np.testing.assert_array_equal(y.numpy(), [1.0, 1.0, 1.0, 1.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0, 0.0])
+
+
+def test_integer_tensor_divided_by_a_float64_array_is_float64():
+    y = tg.tensor([1, 2]) / np.array([3.0, 3.0])
+    assert y.dtype == np.float64
+    assert y.numpy()[0] == 1 / 3
+
+
+def test_pow_exponent_gradient_at_base_zero():
+    b = tg.tensor([0.0, 0.0, 2.0], dtype=tg.float64, requires_grad=True)
+    e = tg.tensor([-1.0, 2.0, 2.0], dtype=tg.float64, requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (b ** e).sum().backward()
+    assert e.grad.numpy()[0] == -np.inf  # 0^-1 = inf, times log 0 = -inf
+    assert e.grad.numpy()[1] == 0.0  # PyTorch's convention for 0^y, y >= 0
+    assert e.grad.numpy()[2] == pytest.approx(4 * np.log(2))
+
+
+def test_relu_passes_the_gradient_of_a_nan():
+    x = tg.tensor([float("nan"), 1.0, 0.0, -1.0], requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 0.0, 0.0])

@@ -91,9 +91,12 @@ class Pow(Function):
             gx = g * y * x ** (y_safe - 1)
         gy = None
         if ctx.needs_input_grad[1]:
-            # log x is -inf at 0; PyTorch defines the gradient there as 0
-            safe = xp.where(x == 0, xp.ones_like(x), x)
-            gy = g * xp.where(x == 0, xp.zeros_like(z), z * xp.log(safe))
+            # log x is -inf at 0: z·log x is 0·(-inf) = nan for y > 0, where PyTorch
+            # defines the gradient as 0 (and for y = 0); for y < 0 it is inf·(-inf)
+            at_zero = x == 0
+            log_x = xp.log(xp.where(at_zero, 1, x))  # 0 at x = 0: z·log x = 0 for y >= 0
+            log_x = xp.where(at_zero & (y < 0), -xp.inf, log_x)  # z = ∞ there
+            gy = g * z * log_x
         return gx, gy
 
 
@@ -216,7 +219,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """z = max(x, 0);  dz/dx = 1 where x > 0 (0 at 0, as PyTorch)"""
+    """z = max(x, 0);  dz/dx = 0 where z <= 0 (also at 0), else 1 — so a NaN passes its
+    gradient on, as in PyTorch"""
 
     @staticmethod
     def forward(ctx, x):
@@ -227,7 +231,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, g):
         (z,) = ctx.saved_tensors
-        return g * (z > 0)
+        return g * ~(z <= 0)
 
 
 class Clamp(Function):
@@ -332,6 +336,12 @@ def _result_dtype(a, b):
     return np.promote_types(a, b)
 
 
+def _python_scalar(value):
+    """A NumPy scalar (np.float64(2.0), a float subclass that NumPy 2 would keep as
+    float64) as the Python number it holds, so it never upcasts a tensor either."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _scalar_dtype(value, like):
     if isinstance(value, bool):
         return np.dtype(bool)
@@ -399,8 +409,8 @@ _div = _binary(Div, "div")
 
 def div(a, b) -> Tensor:
     """a / b; true division of integer tensors gives float32, as PyTorch."""
-    if not any(isinstance(v, Tensor) and _is_float(v.dtype) or isinstance(v, float)
-               for v in (a, b)):
+    if not any(_is_float(v.dtype) if hasattr(v, "dtype") else isinstance(v, float)
+               for v in (a, b)):  # (a float array or NumPy scalar keeps its own dtype)
         a, b = as_tensor_pair(a, b)
         a, b = a.to(dtype=DEFAULT_FLOAT), b.to(dtype=DEFAULT_FLOAT)
     return _div(a, b)
@@ -409,6 +419,7 @@ minimum = _binary(Minimum, "minimum")
 
 
 def pow(a, b) -> Tensor:  # noqa: A001 - mirrors the operator's name
+    a, b = _python_scalar(a), _python_scalar(b)
     if isinstance(a, Tensor) and isinstance(b, numbers.Number) and not isinstance(b, bool):
         if not _is_float(a.dtype) and isinstance(b, float):
             a = a.to(dtype=DEFAULT_FLOAT)
@@ -474,10 +485,10 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
 
 
 def clamp(x: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+    """min(max(x, min), max), as PyTorch: with min > max every element becomes max."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must not be None")
-    if min is not None and max is not None and min > max:
-        raise ValueError(f"clamp: min ({min}) is greater than max ({max})")
+    min, max = _python_scalar(min), _python_scalar(max)  # noqa: A001
     if isinstance(min, float) or isinstance(max, float):
         x = _floating(x)  # an integer tensor clamped to a float bound becomes float32
     return Clamp.apply(x, lo=min, hi=max)

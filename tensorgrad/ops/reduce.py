@@ -85,18 +85,24 @@ class Mean(Function):
         return _expand_grad(g / n, ctx.shape, ctx.axes, ctx.keepdim)
 
 
+def _variance(ctx, x, axes, keepdim: bool, ddof: int):
+    """(x - μ, Σ(x - μ)² / (n - ddof)); records axes, keepdim and n - ddof on ``ctx``."""
+    xp = get_array_module(x)
+    centered = x - x.mean(axis=axes, keepdims=True)
+    ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, _count(x.shape, axes) - ddof
+    v = xp.sum(centered * centered, axis=axes, keepdims=keepdim)
+    v = v / x.dtype.type(ctx.denom) if ctx.denom > 0 else v * x.dtype.type("nan")
+    return centered, v
+
+
 class Var(Function):
     """v = Σ(x - μ)² / (n - ddof);  dv/dx = 2(x - μ) / (n - ddof)"""
 
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, ddof):
-        xp = get_array_module(x)
-        centered = x - x.mean(axis=axes, keepdims=True)
-        n = _count(x.shape, axes)
+        centered, v = _variance(ctx, x, axes, keepdim, ddof)
         ctx.save_for_backward(centered)
-        ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, n - ddof
-        v = xp.sum(centered * centered, axis=axes, keepdims=keepdim)
-        return v / x.dtype.type(ctx.denom) if ctx.denom > 0 else v * x.dtype.type("nan")
+        return v
 
     @staticmethod
     def backward(ctx, g):
@@ -107,13 +113,37 @@ class Var(Function):
         return g * centered * centered.dtype.type(scale)
 
 
+class Std(Function):
+    """s = √v (v as in Var);  ds/dx = (x - μ) / ((n - ddof)·s), and 0 where s = 0 (as
+    PyTorch: the chain rule through √ would give 0·∞ = nan for a constant input)"""
+
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim, ddof):
+        centered, v = _variance(ctx, x, axes, keepdim, ddof)
+        s = get_array_module(x).sqrt(v)
+        ctx.save_for_backward(centered, s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):
+        centered, s = ctx.saved_tensors
+        xp = get_array_module(g)
+        denom = ctx.denom if ctx.denom > 0 else float("nan")
+        zero = s == 0
+        coef = xp.where(zero, 0, g / (xp.where(zero, 1, s) * centered.dtype.type(denom)))
+        return _expand_grad(coef, centered.shape, ctx.axes, ctx.keepdim) * centered
+
+
 class MaxMin(Function):
-    """Values of the max (or min); ties share the gradient evenly."""
+    """Values of the max (or min); ties share the gradient evenly (as PyTorch's amax
+    and its full reductions), and a NaN, which is the max, takes it."""
 
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, largest):
-        if x.size == 0:
-            raise ValueError(f"max/min of an empty tensor of shape {x.shape}")
+        reduced = x.shape if axes is None else [x.shape[a] for a in axes]
+        if 0 in reduced:
+            raise ValueError(f"max/min over an empty dimension (input shape {x.shape}, "
+                             f"dim {axes})")
         out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
@@ -124,9 +154,15 @@ class MaxMin(Function):
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        mask = (x == out).astype(g.dtype)
+        xp = get_array_module(g)
+        mask = ((x == out) | (xp.isnan(x) & xp.isnan(out))).astype(g.dtype)
         mask /= mask.sum(axis=ctx.axes, keepdims=True)
         return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * mask
+
+
+def _shifted(x, dim: int):
+    """x minus its max along ``dim`` (e^x then cannot overflow); an empty x as it is."""
+    return x - x.max(axis=dim, keepdims=True) if x.size else x
 
 
 class Softmax(Function):
@@ -135,7 +171,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        e = xp.exp(_shifted(x, dim))
         s = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(s)
         ctx.dim = dim
@@ -154,7 +190,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
-        shifted = x - x.max(axis=dim, keepdims=True)
+        shifted = _shifted(x, dim)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         ctx.save_for_backward(y)
         ctx.dim = dim
@@ -196,8 +232,13 @@ def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, a
 
 def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
         keepdims=None):
-    return var(x, dim, keepdim, unbiased, correction=correction, axis=axis,
-               keepdims=keepdims).sqrt()
+    """Standard deviation, √var (same arguments as ``var``)."""
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    if x.dtype.kind != "f":
+        raise TypeError(f"std needs a floating-point tensor, got dtype {x.dtype}")
+    axes = normalize_dims(dim, x.ndim, "std")
+    ddof = (1 if unbiased else 0) if correction is None else correction
+    return Std.apply(x, axes=axes, keepdim=keepdim, ddof=ddof)
 
 
 def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
