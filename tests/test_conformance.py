@@ -275,3 +275,53 @@ def test_against_torch_conv_same_and_ignore_index():
                                              label_smoothing=0.1)
     got = F.cross_entropy(tg.tensor(logits), tg.tensor(target), label_smoothing=0.1)
     np.testing.assert_allclose(got.item(), want.item(), rtol=1e-10)
+
+
+# ------------------------------------------------ second audit (session 9)
+
+
+def test_an_ignored_row_with_infinite_logits_is_still_ignored():
+    x = np.array([[-np.inf, 0.0, 1.0], [0.5, 0.2, 1.0]])
+    t = tg.tensor(np.array([-100, 2]))
+    kept = np.log(np.exp([0.5, 0.2, 1.0]).sum()) - 1.0  # the second row alone
+    assert F.cross_entropy(tg.tensor(x), t).item() == pytest.approx(kept)
+    assert F.nll_loss(tg.tensor(x), t).item() == -1.0
+    none = F.cross_entropy(tg.tensor(x), t, reduction="none").numpy()
+    np.testing.assert_allclose(none, [0.0, kept])
+    smoothed = F.cross_entropy(tg.tensor(np.array([[0.3, -np.inf, 1.0], [0.5, 0.2, 1.0]])),
+                               t, label_smoothing=0.1)
+    assert np.isfinite(smoothed.item())
+
+
+def test_multi_margin_loss_with_infinite_scores_and_one_unbatched_sample():
+    # terms max(0, margin - x_y + x_j) over j != y, divided by C
+    with np.errstate(invalid="ignore"):
+        assert F.multi_margin_loss(tg.tensor([[-np.inf, 0.0, 1.0]]),
+                                   tg.tensor([1])).item() == pytest.approx(2 / 3)
+        assert F.multi_margin_loss(tg.tensor([[np.inf, 0.0, 1.0]]), tg.tensor([0])).item() == 0
+    x = tg.tensor([0.1, 0.5, -0.2], requires_grad=True)
+    loss = F.multi_margin_loss(x, tg.tensor(1))
+    assert loss.shape == () and loss.item() == pytest.approx((0.6 + 0.3) / 3)
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1 / 3, -2 / 3, 1 / 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("x_shape, w_shape", [((3, 0), (2, 0)), ((3, 4), (0, 4)),
+                                              ((2, 0, 4), (3, 4))])
+def test_linear_backward_with_zero_sized_dimensions(x_shape, w_shape):
+    x = tg.ones(*x_shape, requires_grad=True)
+    w = tg.ones(*w_shape, requires_grad=True)
+    b = tg.ones(w_shape[0], requires_grad=True)
+    F.linear(x, w, b).sum().backward()
+    assert x.grad.shape == x_shape and w.grad.shape == w_shape and b.grad.shape == w_shape[:1]
+    # every gradient here is a sum over an empty axis, or of a gradient of ones over
+    # zero features: all zeros, except db, which counts the rows
+    assert not x.grad.numpy().any() and not w.grad.numpy().any()
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(w_shape[0], np.prod(x_shape[:-1])))
+
+
+def test_dropout_refuses_integer_input_and_adaptive_pool_a_float_size():
+    with pytest.raises(TypeError, match="floating-point"):
+        F.dropout(tg.tensor(np.arange(1, 11)), 0.3)
+    with pytest.raises(TypeError, match="output_size"):
+        F.adaptive_avg_pool2d(tg.zeros(1, 2, 4, 4), 2.5)

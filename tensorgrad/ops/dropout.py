@@ -29,6 +29,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = Fa
     """Inverted dropout; ``inplace`` is accepted for PyTorch compatibility and ignored."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if x.dtype.kind not in "fc":  # the kept values are scaled by 1/(1 - p)
+        raise TypeError(f"dropout needs a floating-point input, got dtype {x.dtype}")
     if not training or p == 0.0:
         return x
     if p == 1.0:

@@ -112,8 +112,8 @@ class CrossEntropy(Function):
         if label_smoothing:
             loss *= 1.0 - label_smoothing
             loss -= (label_smoothing / num_classes) * logp.sum(axis=1)
-        if valid is not None:
-            loss *= valid
+        if valid is not None:  # where, not a product: an ignored row's loss may be inf
+            loss = xp.where(valid, loss, loss.dtype.type(0))
         e /= total  # e is now softmax(x), all backward needs besides the target
         ctx.save_for_backward(e, target)
         ctx.reduction, ctx.label_smoothing = reduction, label_smoothing
@@ -143,8 +143,8 @@ class NLLLoss(Function):
     def forward(ctx, x, target, *, reduction, valid=None):
         target, count = _drop_ignored(target, valid)
         loss = -_pick(x, target)
-        if valid is not None:
-            loss *= valid
+        if valid is not None:  # where, not a product: an ignored row's loss may be inf
+            loss = get_array_module(x).where(valid, loss, loss.dtype.type(0))
         ctx.save_for_backward(target)
         ctx.shape, ctx.dtype, ctx.reduction = x.shape, x.dtype, reduction
         ctx.valid, ctx.count = valid, count
@@ -184,13 +184,15 @@ class MultiMarginLoss(Function):
 
     @staticmethod
     def forward(ctx, x, target, *, p, margin, reduction):
+        xp = get_array_module(x)
         num_classes = x.shape[1]
         onehot = _onehot(target, num_classes, x.dtype)
         h = x - _pick(x, target)[:, None]
         h += margin
-        h *= 1 - onehot  # the target class itself contributes nothing
-        hinge = h
-        hinge *= hinge > 0  # max(0, h) in place
+        hinge = xp.maximum(h, 0, out=h)
+        # the target class itself contributes nothing (where, not a product: with an
+        # infinite score, its own h is inf - inf = nan)
+        hinge = xp.where(onehot > 0, hinge.dtype.type(0), hinge)
         terms = hinge if p == 1 else hinge * hinge
         loss = terms.sum(axis=1) / num_classes
         ctx.save_for_backward(hinge, onehot)
@@ -323,8 +325,11 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1,  # noqa: A002
     _check_reduction(op, reduction)
     if p not in (1, 2):
         raise ValueError(f"{op}: only p == 1 and p == 2 are supported, got p={p!r}")
+    input, target, unbatched = _unbatched(input, target)  # noqa: A001
+    if isinstance(input, Tensor) and input.ndim != 2:
+        raise ValueError(f"{op}: expected input of shape (N, C) or (C,), "
+                         f"got {tuple(input.shape)}")
     _check_class_target(op, input, target)
-    if input.ndim != 2:
-        raise ValueError(f"{op}: expected input of shape (N, C), got {tuple(input.shape)}")
-    return MultiMarginLoss.apply(input, target, p=int(p), margin=float(margin),
+    loss = MultiMarginLoss.apply(input, target, p=int(p), margin=float(margin),
                                  reduction=reduction)
+    return loss.squeeze(0) if unbatched and reduction == "none" else loss

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd import Function, unbroadcast
@@ -58,8 +60,9 @@ class Linear(Function):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
         gx = g @ w if need_x else None
-        g2 = g.reshape(-1, g.shape[-1])
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if need_w else None
+        rows = math.prod(g.shape[:-1])  # every axis but the last, flattened (not -1:
+        g2 = g.reshape(rows, g.shape[-1])  # with 0 features, -1 cannot be inferred)
+        gw = g2.T @ x.reshape(rows, x.shape[-1]) if need_w else None
         gb = g2.sum(axis=0) if need_b else None
         return gx, gw, gb
 

@@ -325,8 +325,13 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int | None, int | No
     if not _is_float(x.dtype):
         raise TypeError(f"adaptive_avg_pool2d: expected a floating-point input, "
                         f"got dtype {x.dtype}")
-    size = (output_size, output_size) if isinstance(output_size, int) or output_size is None \
-        else tuple(output_size)
+    if isinstance(output_size, (int, type(None))):
+        size = (output_size, output_size)
+    else:
+        try:
+            size = tuple(output_size)
+        except TypeError:  # a float, a string of one character...
+            size = ()
     if len(size) != 2 or not all(s is None or (isinstance(s, int) and not isinstance(s, bool))
                                  for s in size):
         raise TypeError(f"adaptive_avg_pool2d: output_size must be an int or a pair of "
