@@ -689,6 +689,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if isinstance(fill_value, np.generic):  # a NumPy scalar fills like the number it holds
+        fill_value = fill_value.item()
     if dtype is None:
         dtype = _infer_dtype(fill_value)
     size = _size((size,) if isinstance(size, Sequence) else (size,))

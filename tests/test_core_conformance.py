@@ -399,3 +399,9 @@ def test_relu_passes_the_gradient_of_a_nan():
     x = tg.tensor([float("nan"), 1.0, 0.0, -1.0], requires_grad=True)
     x.relu().sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 0.0, 0.0])
+
+
+def test_full_with_a_numpy_scalar_infers_like_the_python_number():
+    assert tg.full((2,), np.float64(1.5)).dtype == np.float32
+    assert tg.full((2,), np.int32(3)).dtype == np.int64
+    np.testing.assert_array_equal(tg.full((2,), np.float64(1.5)).numpy(), [1.5, 1.5])
