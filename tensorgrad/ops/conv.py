@@ -174,12 +174,16 @@ class Conv2d(Function):
         if need_b:
             gb = gy.sum(axis=(0, 2, 3))
         if _is_pointwise(w.shape, stride, padding):
+            # the gradients are written into arrays of w's and x's own shapes (through
+            # reshaped views), so that they can become .grad without a copy
             gy4 = gy.reshape(n, g, o // g, h * wd)
             x4 = x.reshape(n, g, cg, h * wd)
             if need_w:  # one GEMM per image, summed over the batch
-                gw = (gy4 @ x4.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+                gw = xp.empty(w.shape, dtype=w.dtype)
+                (gy4 @ x4.transpose(0, 1, 3, 2)).sum(axis=0, out=gw.reshape(g, o // g, cg))
             if need_x:
-                gx = (w3.transpose(0, 2, 1) @ gy4).reshape(x.shape)
+                gx = xp.empty(x.shape, dtype=x.dtype)
+                xp.matmul(w3.transpose(0, 2, 1), gy4, out=gx.reshape(n, g, cg, h * wd))
             return gx, gw, gb
         # with stride 1 both gradients come from the columns of dy (see the top); the
         # padding of that correlation, d(k−1) − p, must not be negative
@@ -188,7 +192,8 @@ class Conv2d(Function):
             gx, gw = _stride1_gradients(x, w, gy, full, dilation, g, need_x, need_w)
             return gx, gw, gb
         if need_w:
-            gw = xp.zeros((g, o // g, k), dtype=w.dtype)
+            gw = xp.zeros(w.shape, dtype=w.dtype)
+            gw3 = gw.reshape(g, o // g, k)
         if need_x:
             gx = xp.empty(x.shape, dtype=x.dtype)
         for chunk in _batch_chunks(x.shape, (kh, kw), (ho, wo), x.dtype.itemsize):
@@ -198,14 +203,12 @@ class Conv2d(Function):
             cols = im2col(x[chunk], (kh, kw), stride, padding, dilation)  # recomputed
             cols = cols.reshape(g, k, -1)
             if need_w:
-                gw += gy3 @ cols.transpose(0, 2, 1)
+                gw3 += gy3 @ cols.transpose(0, 2, 1)
             if need_x:
                 # dcols has the columns' shape: write it over them (they are used up)
                 gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=cols)
                 gx[chunk] = col2im(gcols.reshape(c, kh, kw, -1, ho, wo),
                                    x[chunk].shape, stride, padding, dilation)
-        if need_w:
-            gw = gw.reshape(w.shape)
         return gx, gw, gb
 
 

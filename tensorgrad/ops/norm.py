@@ -127,25 +127,31 @@ class Normalize(Function):
             return None, gw, gb
         w = 1 if weight is None else weight.reshape(pshape)
         k = s * w  # dx = k·g + a·x + b, the docstring's formula with x̂ expanded
+        # dx is allocated in x's own shape and filled through a view: returned as it
+        # is (not as a reshaped view), it can become x.grad without a copy
+        xp = get_array_module(g)
+        gx = xp.empty(ctx.shape, dtype=x.dtype)
+        gxv = gx.reshape(ctx.view)
         if not ctx.batch_stats:  # fixed statistics are constants: a = b = 0
-            return (g * k).reshape(ctx.shape), gw, gb
+            xp.multiply(g, k, out=gxv)
+            return gx, gw, gb
         stat_rest = tuple(a for a in axes if a not in cell)
         if not stat_rest:  # γ constant over each statistic group: dx = k·(g + a'·x + b')
             a = -s * sum_gxhat / ctx.n
             b = -sum_g / ctx.n - mu * a
-            gx = x * a
-            gx += b
-            gx += g
-            gx *= k
-            return gx.reshape(ctx.shape), gw, gb
+            xp.multiply(x, a, out=gxv)
+            gxv += b
+            gxv += g
+            gxv *= k
+            return gx, gw, gb
         mean_ghat = (w * sum_g).sum(axis=stat_rest, keepdims=True) / ctx.n
         mean_ghat_xhat = (w * sum_gxhat).sum(axis=stat_rest, keepdims=True) / ctx.n
         a = -s * s * mean_ghat_xhat
         b = -s * mean_ghat - mu * a
-        gx = x * a
-        gx += b
-        gx += g * k
-        return gx.reshape(ctx.shape), gw, gb
+        xp.multiply(x, a, out=gxv)
+        gxv += b
+        gxv += g * k
+        return gx, gw, gb
 
 
 def _sum_product(a, b, axes: tuple[int, ...]):

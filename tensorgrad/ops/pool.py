@@ -174,9 +174,10 @@ class MaxPool2d(Function):
         target += ((xp.arange(m, dtype=xp.int64) * hp)[:, None, None]
                    + (xp.arange(ho, dtype=xp.int64) * sh)[:, None]) * wp \
             + xp.arange(wo, dtype=xp.int64) * sw
-        gpad = xp.zeros(m * hp * wp, dtype=gy.dtype)
-        xp.add.at(gpad, target.reshape(-1), gy.reshape(-1))
-        gpad = gpad.reshape(shape[:-2] + (hp, wp))
+        gpad = xp.zeros(shape[:-2] + (hp, wp), dtype=gy.dtype)
+        xp.add.at(gpad.reshape(-1), target.reshape(-1), gy.reshape(-1))
+        if (hp, wp) == (h, w):  # no padding to cut: the buffer itself (it owns its memory)
+            return gpad
         return xp.ascontiguousarray(gpad[..., ph:ph + h, pw:pw + w])
 
 
