@@ -325,3 +325,11 @@ def test_dropout_refuses_integer_input_and_adaptive_pool_a_float_size():
         F.dropout(tg.tensor(np.arange(1, 11)), 0.3)
     with pytest.raises(TypeError, match="output_size"):
         F.adaptive_avg_pool2d(tg.zeros(1, 2, 4, 4), 2.5)
+
+
+def test_max_pool_window_of_minus_infinities_routes_to_its_first_input():
+    # padding 1: the corner window sees only x[0, 0] = -inf (and padding); PyTorch's scan
+    # starts at the window's first input element, so that one gets the gradient
+    x = tg.tensor(np.array([[[[-np.inf, 1.0], [2.0, 3.0]]]]), requires_grad=True)
+    F.max_pool2d(x, 2, 1, 1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy().ravel(), [1.0, 2.0, 2.0, 4.0])

@@ -115,7 +115,9 @@ class MaxPool2d(Function):
     (i, j) is one contiguous run of Ho·Wq cells starting at di·Wq + dj, so the output is
     computed in an (Ho, Wq) layout (Wq − Wo junk columns per row, cropped at the end)
     with unit-stride passes. Per offset k: take = v > best (strictly: the first maximum
-    wins); argmax = max(argmax, take·k), which is the last k taken since k increases;
+    wins); argmax = max(argmax, take·k), which is the last k taken since k increases
+    (it starts at the window's first offset inside the input: the offsets before it are
+    padding, which never wins);
     best = max(best, v), which propagates NaN to the value, as in PyTorch (its gradient
     goes to the largest number seen before the NaN; PyTorch picks the NaN).
 
@@ -136,7 +138,13 @@ class MaxPool2d(Function):
         phases = _phases(x, -xp.inf, stride, padding, cells)
         phases = phases.reshape(lead + (sh, sw, cells[0] * wq))
         # the offset number fits in a signed byte for kernels up to 11x11
-        argmax = xp.zeros(lead + (ho * wq,), dtype=xp.int8 if kh * kw <= 127 else xp.int32)
+        argmax = xp.empty(lead + (ho * wq,), dtype=xp.int8 if kh * kw <= 127 else xp.int32)
+        # it starts at each window's first offset inside the input, not in the -inf
+        # padding: a window whose input values are all -inf then routes its gradient to
+        # the first of them, as PyTorch (whose scan starts there), not into the padding
+        (ph, pw), k = padding, xp.arange(max(ho, wq))
+        first_row, first_col = xp.maximum(ph - k[:ho] * sh, 0), xp.maximum(pw - k[:wq] * sw, 0)
+        argmax[...] = (first_row[:, None] * kw + first_col).reshape(-1).astype(argmax.dtype)
         take = xp.empty_like(argmax)
         best = None
         for i in range(kh):
