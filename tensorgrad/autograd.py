@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from typing import Any
 
@@ -55,10 +56,33 @@ class _GradMode(contextlib.ContextDecorator):
 
     def __call__(self, fn):
         # a fresh instance per call so nested/recursive uses don't share the stack
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_generator(fn)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with _GradMode(self.enabled):
                 return fn(*args, **kwargs)
+
+        return wrapper
+
+    def _wrap_generator(self, fn):
+        """A generator's body runs at each ``next``, after the call has returned: the
+        mode is set around every step instead (as PyTorch), and the caller's mode holds
+        between them."""
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            gen = fn(*args, **kwargs)
+            value = None
+            while True:
+                try:
+                    with _GradMode(enabled):
+                        item = gen.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = yield item
 
         return wrapper
 
@@ -116,7 +140,8 @@ class Context:
 class Node:
     """One recorded op in the backward graph: the ``grad_fn`` of its outputs."""
 
-    __slots__ = ("function", "ctx", "inputs", "outputs", "freed", "hooks", "trace", "__weakref__")
+    __slots__ = ("function", "ctx", "inputs", "outputs", "freed", "hooks", "retained", "trace",
+                 "__weakref__")
 
     def __init__(self, function: type, ctx: Context, inputs: tuple, outputs: list):
         self.function = function
@@ -125,6 +150,8 @@ class Node:
         self.outputs = outputs  # (shape, dtype) of each output, for zero gradients
         self.freed = False
         self.hooks: dict[int, list] | None = None  # output index -> gradient hooks
+        # output index -> weak reference to the output whose .grad is kept (retain_grad)
+        self.retained: dict[int, Any] | None = None
         self.trace: str | None = None  # where the op was called (anomaly mode)
 
     def name(self) -> str:
@@ -293,7 +320,7 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
         out_grads = grads.pop(node, None)  # released as soon as it is consumed
         if out_grads is None:
             continue
-        if node.hooks:
+        if node.hooks or node.retained:
             out_grads = _run_hooks(node, out_grads)
         in_grads = _call_backward(node, out_grads)
         if not retain_graph:
@@ -356,14 +383,40 @@ def _call_backward(node: Node, out_grads: list) -> tuple:
 
 
 def _run_hooks(node: Node, out_grads: list) -> list:
+    """The gradient hooks of ``node``'s outputs, in registration order, then
+    ``retain_grad``'s copy into ``.grad`` (last, as PyTorch: it keeps the final value)."""
     from .tensor import Tensor
 
     out_grads = list(out_grads)
-    for i, hooks in node.hooks.items():
+    for i, hooks in (node.hooks or {}).items():
         if out_grads[i] is None:
             continue
         for hook in hooks:
-            new = hook(Tensor(out_grads[i]))
-            if new is not None:
-                out_grads[i] = new.data if isinstance(new, Tensor) else new
+            out_grads[i] = hook_result(hook, hook(Tensor(out_grads[i])), out_grads[i])
+    for i, ref in (node.retained or {}).items():
+        tensor = ref()
+        if tensor is not None and out_grads[i] is not None:
+            # a copy: the engine goes on using this array (it may even be a read-only view)
+            g = out_grads[i]
+            tensor.grad = Tensor._make(g.copy() if tensor.grad is None
+                                       else tensor.grad.data + g, None)
     return out_grads
+
+
+def hook_result(hook: Any, new: Any, grad: Any) -> Any:
+    """The gradient after ``hook`` returned ``new``: unchanged for None, else ``new``,
+    which must keep the gradient's shape and dtype (PyTorch refuses the same)."""
+    if new is None:
+        return grad
+    arr = getattr(new, "data", new)
+    name = getattr(hook, "__name__", repr(hook))
+    if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+        raise TypeError(f"hook '{name}' returned {type(new).__name__}; a gradient hook "
+                        f"returns a Tensor or None")
+    if arr.shape != grad.shape:
+        raise RuntimeError(f"hook '{name}' has changed the size of value: gradient of "
+                           f"shape {grad.shape}, hook returned shape {arr.shape}")
+    if arr.dtype != grad.dtype:
+        raise RuntimeError(f"hook '{name}' has changed the type of value: gradient of "
+                           f"dtype {grad.dtype}, hook returned dtype {arr.dtype}")
+    return arr

@@ -8,6 +8,7 @@ one-line wrappers over the Functions in ``tensorgrad/ops``.
 from __future__ import annotations
 
 import numbers
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -255,10 +256,9 @@ class Tensor:
         that nothing else references ``g``, so ``.grad`` may keep it without a copy."""
         if self._hooks:
             for hook in self._hooks:
-                new = hook(Tensor._make(g, None))
-                if new is not None:
-                    g = new.data if isinstance(new, Tensor) else new
-                    owned = False
+                new = autograd.hook_result(hook, hook(Tensor._make(g, None)), g)
+                owned = owned and new is g
+                g = new
         if self.grad is None:
             # Otherwise a copy: the engine may hand the same array to several inputs
             # (x + x, broadcast views), and .grad must be safe to modify in place.
@@ -284,16 +284,24 @@ class Tensor:
         return _HookHandle(hooks, fn)
 
     def retain_grad(self) -> None:
-        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward (the
+        value after its hooks have run). A leaf keeps its gradient anyway."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is None:
             return
+        node = self.grad_fn
+        if node.retained is None:
+            node.retained = {}
+        # weak: the node must not keep its own output alive
+        node.retained[self._output_index] = weakref.ref(self)
 
-        def keep(grad):
-            # a copy: the hook sees arrays the engine still uses (even read-only views)
-            self.grad = Tensor._make(grad.data.copy(), None) if self.grad is None else \
-                Tensor._make(self.grad.data + grad.data, None)
-
-        self.register_hook(keep)
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this non-leaf tensor."""
+        node = self.grad_fn
+        return node is not None and node.retained is not None and \
+            self._output_index in node.retained
 
     # ---------------------------------------------------- in-place (no graph)
     # Used by optimizers and initialisers: they change values, not the graph.

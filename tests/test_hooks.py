@@ -117,3 +117,52 @@ def test_gradient_scaling_hook_scales_the_gradient(scale, n):
     h.sum().backward()
     expected = scale * (1 - np.tanh(np.arange(1.0, n + 1)) ** 2)
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------ second audit (session 9)
+
+
+def test_retain_grad_keeps_the_gradient_after_the_hooks_and_only_once():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.retain_grad()
+    y.retain_grad()  # a second call changes nothing
+    y.register_hook(lambda g: g * 2)  # registered after retain_grad, still runs first
+    (y * y).sum().backward()  # dy = 2y = [6, 12], doubled by the hook
+    np.testing.assert_array_equal(y.grad.numpy(), [12.0, 24.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [36.0, 72.0])
+    assert y.retains_grad and not x.retains_grad
+    with pytest.raises(RuntimeError, match="requires_grad=False"):
+        tg.ones(2).retain_grad()
+
+
+def test_a_hook_may_not_change_the_gradient_shape_or_dtype():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match="changed the size"):
+        (x * 2).sum().backward()
+    z = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    h = z * 2
+    h.register_hook(lambda g: g.float())
+    with pytest.raises(RuntimeError, match="changed the type"):
+        h.sum().backward()
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    w.register_hook(lambda g: 3.0)
+    with pytest.raises(TypeError, match="returned float"):
+        (w * 2).sum().backward()
+
+
+def test_no_grad_decorates_a_generator_step_by_step():
+    @tg.no_grad()
+    def steps():
+        yield tg.is_grad_enabled()
+        yield (tg.ones(1, requires_grad=True) * 2).requires_grad
+        return "done"
+
+    gen = steps()
+    assert next(gen) is False
+    assert tg.is_grad_enabled()  # the caller's mode between steps
+    assert next(gen) is False
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
