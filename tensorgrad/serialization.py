@@ -110,6 +110,8 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     structure = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                  "root": _encode(obj, "obj", arrays, set())}
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: the folder of {path!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -205,7 +207,7 @@ def load(path: str | os.PathLike, map_location: Any = None) -> Any:
             members = {name: npz[name] for name in npz.files if name != STRUCTURE_MEMBER}
             return _decode(structure["root"], members, device)
     except (ValueError, KeyError, TypeError, EOFError, OSError, zipfile.BadZipFile,
-            UnicodeDecodeError) as e:
+            UnicodeDecodeError, RecursionError) as e:  # (a crafted, absurdly deep nesting)
         if isinstance(e, FileNotFoundError):
             raise
         raise ValueError(

@@ -350,3 +350,28 @@ def test_augmentation_is_a_function_of_seed_and_epoch():
     resumed = DataLoader(augmented_dataset(), batch_size=8, shuffle=True, seed=5)
     resumed.set_epoch(2)
     np.testing.assert_array_equal(images(resumed), epochs[2])
+
+
+def test_random_crop_padding_in_torchvisions_forms():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4) + 1
+    # (left/right, top/bottom) = (2, 0): the 4x8 crop is the whole padded image
+    out = np.asarray(RandomCrop((4, 8), padding=(2, 0))(x))
+    np.testing.assert_array_equal(out[0, 0], np.pad(x[0, 0], ((0, 0), (2, 2))))
+    # (left, top, right, bottom) = (0, 1, 0, 2): 7 rows, the input's 4 columns
+    out = np.asarray(RandomCrop((7, 4), padding=(0, 1, 0, 2))(x))
+    np.testing.assert_array_equal(out[0, 0], np.pad(x[0, 0], ((1, 2), (0, 0))))
+    with pytest.raises(ValueError, match="left, top, right, bottom"):
+        RandomCrop(2, padding=(1, 2, 3))
+
+
+def test_collate_batches_dicts_nested_tuples_and_strings():
+    from tensorgrad.data.dataset import collate
+    batch = collate([{"x": np.full(2, i, np.float32), "y": i, "name": f"n{i}"} for i in range(3)])
+    assert set(batch) == {"x", "y", "name"}
+    np.testing.assert_array_equal(batch["x"].numpy(), [[0, 0], [1, 1], [2, 2]])
+    assert batch["y"].dtype == np.int64 and batch["name"] == ["n0", "n1", "n2"]
+    (image, label), weight = collate([((np.ones(2), i), 0.5) for i in range(4)])
+    assert image.shape == (4, 2) and label.tolist() == [0, 1, 2, 3]
+    assert weight.dtype == np.float32
+    with pytest.raises(ValueError, match="different keys"):
+        collate([{"a": 1}, {"b": 2}])

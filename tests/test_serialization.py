@@ -330,3 +330,21 @@ def test_cuda_tensors_come_back_on_cuda_or_where_mapped(tmp_path):
     assert cpu["w"].device == "cpu" and type(cpu["a"]) is np.ndarray
     gpu = tg.load(tmp_path / "gpu.npz", map_location="cuda")
     assert type(gpu["h"]) is np.ndarray and gpu["w"].device == "cuda:0"
+
+
+def test_save_into_a_missing_folder_names_the_target(tmp_path):
+    target = tmp_path / "nope" / "x.npz"
+    with pytest.raises(FileNotFoundError, match="x.npz"):
+        tg.save({"a": tg.ones(2)}, target)
+
+
+def test_load_refuses_an_absurdly_deep_structure(tmp_path):
+    import io
+    import zipfile
+    deep = '{"format": "tensorgrad", "version": 1, "root": ' + "[" * 100000 + "]" * 100000 + "}"
+    buf = io.BytesIO()
+    np.save(buf, np.array(deep))
+    with zipfile.ZipFile(tmp_path / "deep.npz", "w") as z:
+        z.writestr("structure.json.npy", buf.getvalue())
+    with pytest.raises(ValueError, match="corrupt"):
+        tg.load(tmp_path / "deep.npz")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,8 +45,10 @@ class Dataset(abc.ABC):
 
 
 def collate(examples: Sequence[Any]):
-    """Stack a list of examples into a batch: a tuple of Tensors when examples are
-    tuples (one Tensor per field), else one Tensor.
+    """Stack a list of examples into a batch, field by field, as PyTorch's
+    ``default_collate``: tuples (and lists) of fields give a tuple of batched fields,
+    dicts a dict, strings stay a list of strings, and everything else (Tensors, arrays,
+    numbers) is stacked into one Tensor. Nested structures are batched recursively.
 
     Python ints become int64, Python floats float32 (as ``tg.tensor``); Tensors and
     arrays keep their dtype.
@@ -54,12 +56,19 @@ def collate(examples: Sequence[Any]):
     if not examples:
         raise ValueError("collate: got an empty list of examples")
     first = examples[0]
+    if isinstance(first, (str, bytes)):
+        return list(examples)
+    if isinstance(first, Mapping):
+        keys = set(first)
+        if any(not isinstance(e, Mapping) or set(e) != keys for e in examples):
+            raise ValueError("collate: examples are dicts with different keys")
+        return {key: collate([e[key] for e in examples]) for key in first}
     if isinstance(first, (tuple, list)):
         n = len(first)
         if any(len(e) != n for e in examples):
             raise ValueError(f"collate: examples have different numbers of fields "
                              f"({sorted({len(e) for e in examples})})")
-        return tuple(_stack([e[k] for e in examples]) for k in range(n))
+        return tuple(collate([e[k] for e in examples]) for k in range(n))
     return _stack(list(examples))
 
 

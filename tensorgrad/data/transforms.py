@@ -59,9 +59,23 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def _padding(value: int | Sequence[int]) -> tuple[int, int, int, int]:
+    """torchvision's padding: an int for every side, (left/right, top/bottom), or
+    (left, top, right, bottom); returned in the last form."""
+    sides = (value,) * 4 if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(sides) == 2:
+        sides = sides * 2
+    if len(sides) != 4 or any(not isinstance(v, (int, np.integer)) or v < 0 for v in sides):
+        raise ValueError(f"RandomCrop padding must be a non-negative int, or a sequence of 2 "
+                         f"(left/right, top/bottom) or 4 (left, top, right, bottom) of them, "
+                         f"got {value!r}")
+    return tuple(int(v) for v in sides)
+
+
 class RandomCrop(Transform):
-    """Zero-pad each image by ``padding`` on every side, then cut a ``size`` window at a
-    random position, a different one per image.
+    """Zero-pad each image by ``padding`` (torchvision's forms: an int for every side,
+    (left/right, top/bottom) or (left, top, right, bottom)), then cut a ``size`` =
+    (height, width) window at a random position, a different one per image.
 
     Vectorised as one gather from a strided view: ``sliding_window_view`` sees the padded
     batch as (N, C, rows, cols, h, w), every h×w window at every position, without
@@ -74,20 +88,20 @@ class RandomCrop(Transform):
         self.size = _pair(size, "RandomCrop size")
         if min(self.size) == 0:
             raise ValueError(f"RandomCrop size must be positive, got {size!r}")
-        self.padding = _pair(padding, "RandomCrop padding")  # (rows, columns)
+        self.padding = _padding(padding)  # (left, top, right, bottom)
 
     def apply(self, x, rng):
         xp = backend.get_array_module(x)
         n, _, h, w = x.shape
-        (ph, pw), (ch, cw) = self.padding, self.size
-        if ch > h + 2 * ph or cw > w + 2 * pw:
+        (pl, pt, pr, pb), (ch, cw) = self.padding, self.size
+        hp, wp = h + pt + pb, w + pl + pr
+        if ch > hp or cw > wp:
             raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image "
-                             f"({h + 2 * ph}, {w + 2 * pw}) (input {tuple(x.shape)}, "
-                             f"padding {self.padding})")
-        if ph or pw:
-            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        top = xp.asarray(rng.integers(0, h + 2 * ph - ch + 1, size=n))
-        left = xp.asarray(rng.integers(0, w + 2 * pw - cw + 1, size=n))
+                             f"({hp}, {wp}) (input {tuple(x.shape)}, padding {self.padding})")
+        if any(self.padding):
+            x = xp.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        top = xp.asarray(rng.integers(0, hp - ch + 1, size=n))
+        left = xp.asarray(rng.integers(0, wp - cw + 1, size=n))
         windows = xp.lib.stride_tricks.sliding_window_view(x, (ch, cw), axis=(2, 3))
         # the advanced indices (n, top, left) broadcast to (N,) and come first: (N, C, h, w)
         return windows[xp.arange(n), :, top, left]
