@@ -330,6 +330,8 @@ class Module:
                 device = a
         device = None if device is None else backend.parse_device(device)
         dtype = None if dtype is None else np.dtype(dtype)
+        if dtype is not None and dtype.kind not in "fc":  # before anything changes
+            raise TypeError(f"Module.to only accepts floating point dtypes, got {dtype}")
 
         def convert(array):
             if dtype is not None and array.dtype.kind == "f":

@@ -517,11 +517,11 @@ class Tensor:
     def argmin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return _ops().argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def softmax(self, dim):
-        return _ops().softmax(self, dim)
+    def softmax(self, dim=None, *, axis=None):
+        return _ops().softmax(self, dim, axis=axis)
 
-    def log_softmax(self, dim):
-        return _ops().log_softmax(self, dim)
+    def log_softmax(self, dim=None, *, axis=None):
+        return _ops().log_softmax(self, dim, axis=axis)
 
     # ---------------------------------------------------------- shape methods
     def reshape(self, *shape):
@@ -560,11 +560,11 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         return _ops().flatten(self, start_dim, end_dim)
 
-    def squeeze(self, dim=None):
-        return _ops().squeeze(self, dim)
+    def squeeze(self, dim=None, *, axis=None):
+        return _ops().squeeze(self, dim, axis=axis)
 
-    def unsqueeze(self, dim):
-        return _ops().unsqueeze(self, dim)
+    def unsqueeze(self, dim=None, *, axis=None):
+        return _ops().unsqueeze(self, dim, axis=axis)
 
     def expand(self, *sizes):
         return _ops().expand(self, *sizes)

@@ -191,8 +191,9 @@ def test_var_std_correction():
     np.testing.assert_allclose(x.var(1, correction=0).numpy(), a.var(1), rtol=1e-6)
     np.testing.assert_allclose(x.std(correction=2).numpy(), a.std(ddof=2), rtol=1e-6)
     np.testing.assert_allclose(x.var(0, unbiased=False).numpy(), a.var(0), rtol=1e-6)
-    # dim=() reduces nothing (NumPy's reading); the unbiased variance of one value is nan
-    assert np.isnan(x.var(dim=()).numpy()).all()
+    # dim=() reduces every dimension (PyTorch's reading, not NumPy's)
+    assert x.var(dim=()).item() == pytest.approx(a.var(ddof=1))
+    assert x.sum(dim=[]).item() == a.sum() and x.max(dim=()).item() == 9.0
 
 
 def test_softmax_of_a_0d_tensor_and_of_integers():
@@ -405,3 +406,18 @@ def test_full_with_a_numpy_scalar_infers_like_the_python_number():
     assert tg.full((2,), np.float64(1.5)).dtype == np.float32
     assert tg.full((2,), np.int32(3)).dtype == np.int64
     np.testing.assert_array_equal(tg.full((2,), np.float64(1.5)).numpy(), [1.5, 1.5])
+
+
+def test_axis_is_an_alias_of_dim_everywhere_and_not_both():
+    x = tg.ones(2, 1, 3)
+    assert x.squeeze(axis=1).shape == (2, 3) and x.unsqueeze(axis=0).shape == (1, 2, 1, 3)
+    assert tg.cat([x, x], axis=2).shape == (2, 1, 6) and tg.stack([x, x], axis=1).shape == (
+        2, 2, 1, 3)
+    np.testing.assert_allclose(x.softmax(axis=2).numpy(), np.full((2, 1, 3), 1 / 3), rtol=1e-6)
+    assert F.log_softmax(x, axis=0).shape == (2, 1, 3)
+    with pytest.raises(TypeError, match="both dim"):
+        x.sum(dim=0, axis=1)
+    with pytest.raises(TypeError, match="keepdims"):
+        x.sum(1, keepdim=True, keepdims=False)
+    with pytest.raises(TypeError, match="both dim"):
+        tg.cat([x, x], 1, axis=0)

@@ -329,3 +329,13 @@ def test_replacing_a_child_keeps_its_place():
     m = nn.Linear(2, 2)
     m.weight = nn.Parameter(tg.zeros(2, 2))
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+
+
+def test_module_to_refuses_a_non_float_dtype_and_changes_nothing():
+    m = nn.Linear(3, 2)
+    before = m.weight.numpy().copy()
+    for dtype in (tg.int64, tg.bool):
+        with pytest.raises(TypeError, match="floating point"):
+            m.to(dtype)
+    assert m.weight.dtype == np.float32
+    np.testing.assert_array_equal(m.weight.numpy(), before)

@@ -124,7 +124,8 @@ def np_log_softmax(x, dim):
 
 def np_reduce(fn):
     def ref(x, dim=None, keepdim=False, **kw):
-        axis = dim if dim is None or isinstance(dim, int) else tuple(dim)
+        # PyTorch's rule, not NumPy's: an empty tuple of dims reduces every dimension
+        axis = dim if dim is None or isinstance(dim, int) else (tuple(dim) or None)
         return fn(x, axis=axis, keepdims=keepdim, **kw)
 
     return ref

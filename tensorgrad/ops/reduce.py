@@ -36,12 +36,25 @@ def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple[int, ...] | None
     return tuple(sorted(out))
 
 
-def _resolve(dim, keepdim, axis, keepdims):
-    """Accept NumPy's ``axis``/``keepdims`` as aliases of ``dim``/``keepdim``."""
-    if axis is not None:
-        dim = axis
+def dim_alias(op: str, dim, axis, default=None):
+    """``dim``, or NumPy's name for it, ``axis`` (giving both is an error)."""
+    if axis is None:
+        return dim
+    if dim is not None and dim is not default:
+        raise TypeError(f"{op}: got both dim={dim!r} and its alias axis={axis!r}")
+    return axis
+
+
+def _resolve(dim, keepdim, axis, keepdims, op: str = "reduce"):
+    """Accept NumPy's ``axis``/``keepdims`` as aliases of ``dim``/``keepdim``. An empty
+    ``dim`` (``()`` or ``[]``) reduces every dimension, as PyTorch (not NumPy)."""
+    dim = dim_alias(op, dim, axis)
     if keepdims is not None:
+        if keepdim:
+            raise TypeError(f"{op}: got both keepdim and its alias keepdims")
         keepdim = keepdims
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        dim = None
     return dim, bool(keepdim)
 
 
@@ -207,12 +220,12 @@ class LogSoftmax(Function):
 
 
 def sum(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "sum")
     return Sum.apply(x, axes=normalize_dims(dim, x.ndim, "sum"), keepdim=keepdim)
 
 
 def mean(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "mean")
     if x.dtype.kind != "f":
         raise TypeError(f"mean needs a floating-point tensor, got dtype {x.dtype}")
     return Mean.apply(x, axes=normalize_dims(dim, x.ndim, "mean"), keepdim=keepdim)
@@ -222,7 +235,7 @@ def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, a
         keepdims=None):
     """Variance over ``dim``, dividing by n - 1 (``unbiased``) or n; PyTorch's newer
     ``correction=`` (the number subtracted from n) overrides ``unbiased`` when given."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "var")
     if x.dtype.kind != "f":
         raise TypeError(f"var needs a floating-point tensor, got dtype {x.dtype}")
     axes = normalize_dims(dim, x.ndim, "var")
@@ -233,7 +246,7 @@ def var(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, a
 def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, axis=None,
         keepdims=None):
     """Standard deviation, √var (same arguments as ``var``)."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "std")
     if x.dtype.kind != "f":
         raise TypeError(f"std needs a floating-point tensor, got dtype {x.dtype}")
     axes = normalize_dims(dim, x.ndim, "std")
@@ -242,13 +255,13 @@ def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, a
 
 
 def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "max")
     axes = normalize_dims(dim, x.ndim, "max")
     return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=True)
 
 
 def min(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "min")
     axes = normalize_dims(dim, x.ndim, "min")
     return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=False)
 
@@ -272,12 +285,12 @@ def _arg(x: Tensor, dim, keepdim, largest: bool, name: str) -> Tensor:
 
 
 def argmax(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "argmax")
     return _arg(x, dim, keepdim, True, "argmax")
 
 
 def argmin(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "argmin")
     return _arg(x, dim, keepdim, False, "argmin")
 
 
@@ -290,9 +303,11 @@ def _softmax_axis(x: Tensor, dim: int, op: str):
     return axes[0] if axes else None  # a 0-d tensor: its single value is the whole axis
 
 
-def softmax(x: Tensor, dim: int) -> Tensor:
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim = dim_alias("softmax", dim, axis)
     return Softmax.apply(x, dim=_softmax_axis(x, dim, "softmax"))
 
 
-def log_softmax(x: Tensor, dim: int) -> Tensor:
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim = dim_alias("log_softmax", dim, axis)
     return LogSoftmax.apply(x, dim=_softmax_axis(x, dim, "log_softmax"))

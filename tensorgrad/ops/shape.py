@@ -14,7 +14,7 @@ from .. import backend
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor, int_args
-from .reduce import normalize_dims
+from .reduce import dim_alias, normalize_dims
 
 
 class Reshape(Function):
@@ -144,14 +144,18 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(x, x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:])
 
 
-def squeeze(x: Tensor, dim=None) -> Tensor:
+def squeeze(x: Tensor, dim=None, *, axis=None) -> Tensor:
+    dim = dim_alias("squeeze", dim, axis)
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
     axes = normalize_dims(dim, x.ndim, "squeeze") or ()  # dim=() squeezes nothing
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in axes and s == 1)))
 
 
-def unsqueeze(x: Tensor, dim: int) -> Tensor:
+def unsqueeze(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim = dim_alias("unsqueeze", dim, axis)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
     if not -x.ndim - 1 <= dim <= x.ndim:
         raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor with "
                          f"{x.ndim} dimensions")
@@ -199,8 +203,9 @@ def _tensor_list(tensors, op: str) -> list[Tensor]:
     return list(tensors)
 
 
-def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Concatenate along an existing dimension."""
+    dim = dim_alias("cat", dim, axis, default=0)
     tensors = _tensor_list(tensors, "cat")
     _check_tensors(tensors, "cat", dim)
     tensors = _promote(tensors)
@@ -218,8 +223,9 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     return Cat.apply(*tensors, axis=axis)
 
 
-def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Join along a new dimension."""
+    dim = dim_alias("stack", dim, axis, default=0)
     tensors = _tensor_list(tensors, "stack")
     _check_tensors(tensors, "stack", dim)
     tensors = _promote(tensors)
