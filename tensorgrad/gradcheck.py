@@ -17,8 +17,9 @@ from .autograd import no_grad
 from .tensor import Tensor
 
 
-class GradcheckError(AssertionError):
-    """Analytic and numeric gradients disagree."""
+class GradcheckError(AssertionError, RuntimeError):
+    """Analytic and numeric gradients disagree. An AssertionError (a failed check, as
+    pytest reports it) and a RuntimeError (what PyTorch's GradcheckError is)."""
 
 
 def _outputs(fn, inputs) -> list[Tensor]:

@@ -44,7 +44,7 @@ class Tensor:
     """An n-dimensional array on the CPU or a GPU that can record gradients."""
 
     __array_ufunc__ = None  # NumPy defers to our reflected operators (np_array * t)
-    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_output_index", "_hooks",
+    __slots__ = ("data", "_grad", "_requires_grad", "grad_fn", "_output_index", "_hooks",
                  "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False):
@@ -53,7 +53,7 @@ class Tensor:
         if not (isinstance(data, np.ndarray) or backend.is_cupy_array(data)):
             data = tensor(data).data  # Python data: the same dtype rules as tg.tensor
         self.data = data
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self.grad_fn: autograd.Node | None = None
         self._output_index = 0
         self._hooks: list | None = None
@@ -66,7 +66,7 @@ class Tensor:
         """Wrap an op's result without any checks (the hot path of every op)."""
         t = cls.__new__(cls)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.grad_fn = grad_fn
         t._output_index = output_index
         t._hooks = None
@@ -74,6 +74,30 @@ class Tensor:
         return t
 
     # -------------------------------------------------------------- attributes
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by backward (a Tensor of this tensor's shape,
+        dtype and device), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        # checked when assigned, as PyTorch, not later in an optimizer step
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad must be a Tensor or None, got "
+                                f"{type(value).__name__}")
+            if value.shape != self.shape:
+                raise ValueError(f"assigned grad has shape {value.shape}, but the tensor "
+                                 f"has shape {self.shape}")
+            if value.dtype != self.dtype:
+                raise TypeError(f"assigned grad has dtype {value.dtype}, but the tensor "
+                                f"has dtype {self.dtype}")
+            if value.device != self.device:
+                raise RuntimeError(f"assigned grad is on {value.device}, but the tensor "
+                                   f"is on {self.device}")
+        self._grad = value
+
     @property
     def requires_grad(self) -> bool:
         return self._requires_grad
@@ -696,7 +720,16 @@ def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _creation(lambda xp, s, d: xp.empty(s, d), _size(size), dtype, device, requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full(size, fill_value=None, dtype=None, device=None, requires_grad=False, *,
+         value=None) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value`` (PyTorch's name; ``value`` is
+    accepted too)."""
+    if value is not None:
+        if fill_value is not None:
+            raise TypeError("full: got both fill_value and its alias value")
+        fill_value = value
+    if fill_value is None:
+        raise TypeError("full: missing the fill value (fill_value=...)")
     if isinstance(fill_value, np.generic):  # a NumPy scalar fills like the number it holds
         fill_value = fill_value.item()
     if dtype is None:
@@ -731,9 +764,16 @@ def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _random("rand", _size(size), dtype, device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+def arange(start=None, end=None, step=1, dtype=None, device=None,
+           requires_grad=False) -> Tensor:
+    """start, start + step, ... up to (not including) end; ``arange(n)`` and
+    ``arange(end=n)`` count from 0."""
     if end is None:
         start, end = 0, start
+    elif start is None:
+        start = 0
+    if end is None:
+        raise TypeError("arange: missing the end of the range")
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     if (end - start) * step < 0:

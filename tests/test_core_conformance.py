@@ -421,3 +421,28 @@ def test_axis_is_an_alias_of_dim_everywhere_and_not_both():
         x.sum(1, keepdim=True, keepdims=False)
     with pytest.raises(TypeError, match="both dim"):
         tg.cat([x, x], 1, axis=0)
+
+
+def test_assigning_a_gradient_is_checked_at_once():
+    p = tg.ones(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="shape"):
+        p.grad = tg.ones(3)
+    with pytest.raises(TypeError, match="dtype"):
+        p.grad = tg.ones(2, 3, dtype=tg.float64)
+    with pytest.raises(TypeError, match="Tensor or None"):
+        p.grad = [1, 2]
+    p.grad = tg.zeros(2, 3)
+    (p * 2).sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), np.full((2, 3), 2.0))
+
+
+def test_matmul_of_two_dtypes_is_refused():
+    with pytest.raises(TypeError, match="float32 and float64"):
+        tg.ones(2, 3) @ tg.ones(3, dtype=tg.float64)
+
+
+def test_full_value_alias_arange_end_keyword_and_gradcheck_error_type():
+    np.testing.assert_array_equal(tg.full((2,), value=2.5).numpy(), [2.5, 2.5])
+    np.testing.assert_array_equal(tg.arange(end=3).numpy(), [0, 1, 2])
+    assert issubclass(tg.GradcheckError, RuntimeError)
+    assert issubclass(tg.GradcheckError, AssertionError)

@@ -206,7 +206,12 @@ def test_failed_step_changes_nothing(cls, bad):
     a, b = nn.Parameter(tg.ones(3)), nn.Parameter(tg.ones(2))
     opt = cls([a, b], lr=0.1, momentum=0.9) if cls is nn.optim.SGD else cls([a, b], lr=0.1)
     a.grad = tg.ones(3)
-    b.grad = tg.ones(3) if bad == "shape" else tg.ones(2, dtype=tg.float64)
+    b.grad = tg.ones(2)
+    with pytest.raises(ValueError if bad == "shape" else TypeError, match="assigned grad"):
+        b.grad = tg.ones(3) if bad == "shape" else tg.ones(2, dtype=tg.float64)
+    # an assignment is checked at once; a gradient array replaced behind the Tensor's
+    # back is still caught by the step, before anything changes
+    b.grad.data = np.ones(3, np.float32) if bad == "shape" else np.ones(2, np.float64)
     with pytest.raises(ValueError if bad == "shape" else TypeError, match="parameter 1"):
         opt.step()
     np.testing.assert_array_equal(a.numpy(), np.ones(3))  # a comes first, yet is untouched
@@ -422,3 +427,14 @@ def test_matches_torch_optim(case):
         opt_ours.step()
         opt_theirs.step()
         np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_optimizer_takes_named_parameters():
+    m = nn.Linear(2, 1)
+    opt = nn.optim.SGD(m.named_parameters(), lr=0.5)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.param_groups[0]["params"][0] is m.weight
+    before = m.bias.numpy().copy()
+    m.weight.grad, m.bias.grad = tg.ones(1, 2), tg.ones(1)
+    opt.step()
+    np.testing.assert_allclose(m.bias.numpy(), before - 0.5, rtol=1e-6)

@@ -57,6 +57,10 @@ class Optimizer:
                             "but the ordering of tensors in sets will change between runs; "
                             "use a list instead")
         params = list(params)
+        names = None
+        if params and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                          for p in params):  # model.named_parameters(), as PyTorch 2 allows
+            names, params = [n for n, _ in params], [p for _, p in params]
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
@@ -68,6 +72,8 @@ class Optimizer:
         if any(id(p) in existing for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
         group = dict(param_group, params=params)
+        if names is not None:
+            group["param_names"] = names
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         self.param_groups.append(group)

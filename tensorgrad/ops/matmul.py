@@ -70,6 +70,10 @@ class Linear(Function):
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     from .elementwise import as_tensor_pair
 
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
+        # as PyTorch: a product of two tensors is never a silent upcast
+        raise TypeError(f"matmul: operands have different dtypes, {a.dtype} and {b.dtype} "
+                        f"(shapes {a.shape} and {b.shape}); convert one with .to(dtype=...)")
     a, b = as_tensor_pair(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
