@@ -21,6 +21,12 @@ from .module import Module, Parameter
 
 def new_parameter(shape: tuple[int, ...], device=None, dtype=None) -> Parameter:
     """An uninitialised (zero) float parameter of ``shape`` on ``device``."""
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"layer sizes must be ints, got {n!r} (parameter shape {shape})")
+        if n < 0:
+            raise ValueError(f"layer sizes must be non-negative, got {n} (parameter shape "
+                             f"{shape})")
     dtype = np.dtype(dtype or np.float32)
     device = backend.parse_device(device)
     return Parameter(backend.module_for(device).zeros(shape, dtype=dtype))

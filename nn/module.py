@@ -83,7 +83,10 @@ def _as_array(value: Any):
         return value.data
     if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
         return value
-    return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":  # a string, None, an object...
+        raise TypeError(f"expected a Tensor, an array or a number, got {value!r}")
+    return array
 
 
 class Module:

@@ -139,7 +139,12 @@ class Tensor:
         return backend.device_of(self.data)
 
     def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        if not -self.ndim <= dim < self.ndim:
+            raise IndexError(f"size: dim {dim} is out of range for a tensor with "
+                             f"{self.ndim} dimensions (shape {self.shape})")
+        return self.shape[dim]
 
     def numel(self) -> int:
         return int(self.data.size)
@@ -647,7 +652,11 @@ def tensor(data: Any, dtype=None, device=None, requires_grad: bool = False) -> T
     else:
         if isinstance(data, (list, tuple)):
             data = _unwrap_nested(data)
-        arr = np.array(data)
+        try:
+            arr = np.array(data)
+        except ValueError as e:  # NumPy's "inhomogeneous shape" for ragged lists
+            raise ValueError(f"tensor: nested sequences of unequal lengths cannot make a "
+                             f"tensor ({e})") from None
         if dtype is None:
             dtype = _infer_dtype(data)
             if dtype is None:  # a list: floats -> float32, ints -> int64

@@ -446,3 +446,16 @@ def test_full_value_alias_arange_end_keyword_and_gradcheck_error_type():
     np.testing.assert_array_equal(tg.arange(end=3).numpy(), [0, 1, 2])
     assert issubclass(tg.GradcheckError, RuntimeError)
     assert issubclass(tg.GradcheckError, AssertionError)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: tg.ones(2).size(5), IndexError, "out of range"),
+    (lambda: tg.tensor(3.0).size(0), IndexError, "out of range"),
+    (lambda: tg.ones(2, 3).sum(0.5), TypeError, "dim must be an int"),
+    (lambda: tg.ones(3).unsqueeze(0.0), TypeError, "dim must be an int"),
+    (lambda: tg.tensor([[1, 2], [3]]), ValueError, "unequal lengths"),
+    (lambda: F.dropout(tg.ones(3), p="a"), TypeError, "must be a number"),
+])
+def test_misuse_gets_a_clear_error(call, error, words):
+    with pytest.raises(error, match=words):
+        call()

@@ -280,3 +280,16 @@ def test_matches_torch_layers():
     for k, v in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[k].numpy(), v.numpy(), rtol=1e-5,
                                    atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: nn.Conv2d("3", 4, 3), TypeError, "in_channels must be an int"),
+    (lambda: nn.Linear(2.5, 3), TypeError, "must be ints"),
+    (lambda: nn.Linear(-1, 3), ValueError, "non-negative"),
+    (lambda: nn.optim.SGD(nn.Linear(2, 2).parameters(), lr="0.1"), TypeError, "a number"),
+    (lambda: nn.Linear(2, 2).load_state_dict({"weight": "hello", "bias": tg.zeros(2)}),
+     RuntimeError, "could not convert a str"),
+])
+def test_layer_and_optimizer_misuse_gets_a_clear_error(call, error, words):
+    with pytest.raises(error, match=words):
+        call()

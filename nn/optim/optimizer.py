@@ -17,6 +17,7 @@ in the order of the groups::
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -215,7 +216,9 @@ class Optimizer:
 
 def check_hyperparameter(name: str, value: float, low: float = 0.0,
                          high: float | None = None) -> None:
-    """Raise ValueError unless low <= value (< high)."""
+    """Raise ValueError unless low <= value (< high); TypeError if it is no number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {name} value: {value!r} (expected a number)")
     if not (value >= low and (high is None or value < high)):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
         raise ValueError(f"Invalid {name} value: {value} (expected {bound})")

@@ -17,6 +17,8 @@ def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple[int, ...] | None
     """``dim`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
     if dim is None:
         return None
+    if not isinstance(dim, (int, np.integer, tuple, list)):
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     n = ndim if ndim > 0 else 1  # a 0-d tensor accepts dim 0 / -1, as PyTorch
     out = []
