@@ -84,18 +84,7 @@ class Tensor:
     def grad(self, value: Tensor | None) -> None:
         # checked when assigned, as PyTorch, not later in an optimizer step
         if value is not None:
-            if not isinstance(value, Tensor):
-                raise TypeError(f"assigned grad must be a Tensor or None, got "
-                                f"{type(value).__name__}")
-            if value.shape != self.shape:
-                raise ValueError(f"assigned grad has shape {value.shape}, but the tensor "
-                                 f"has shape {self.shape}")
-            if value.dtype != self.dtype:
-                raise TypeError(f"assigned grad has dtype {value.dtype}, but the tensor "
-                                f"has dtype {self.dtype}")
-            if value.device != self.device:
-                raise RuntimeError(f"assigned grad is on {value.device}, but the tensor "
-                                   f"is on {self.device}")
+            check_grad(self, value, "assigned grad")
         self._grad = value
 
     @property
@@ -597,6 +586,19 @@ class Tensor:
 
     def expand(self, *sizes):
         return _ops().expand(self, *sizes)
+
+
+def check_grad(t: Tensor, grad: Any, what: str) -> None:
+    """Raise unless ``grad`` can be ``t``'s gradient: a Tensor of its shape, dtype and
+    device (``what`` names it in the message)."""
+    if not isinstance(grad, Tensor):
+        raise TypeError(f"{what} must be a Tensor or None, got {type(grad).__name__}")
+    if grad.shape != t.shape:
+        raise ValueError(f"{what} has shape {grad.shape}, but the tensor has shape {t.shape}")
+    if grad.dtype != t.dtype:
+        raise TypeError(f"{what} has dtype {grad.dtype}, but the tensor has dtype {t.dtype}")
+    if grad.device != t.device:
+        raise RuntimeError(f"{what} is on {grad.device}, but the tensor is on {t.device}")
 
 
 class _HookHandle:

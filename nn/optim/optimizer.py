@@ -26,7 +26,7 @@ import numpy as np
 
 import tensorgrad as tg
 from tensorgrad import backend
-from tensorgrad.tensor import Tensor
+from tensorgrad.tensor import Tensor, check_grad
 
 
 class Optimizer:
@@ -115,21 +115,9 @@ class Optimizer:
     def _check_grads(self) -> None:
         for i, p in enumerate(itertools.chain.from_iterable(g["params"]
                                                             for g in self.param_groups)):
-            g = p.grad
-            if g is None:
-                continue
-            if not isinstance(g, Tensor):
-                raise TypeError(f"parameter {i}: .grad must be a Tensor or None, "
-                                f"got {type(g).__name__}")
-            if g.shape != p.shape:
-                raise ValueError(f"parameter {i}: gradient has shape {g.shape} but the "
-                                 f"parameter has shape {p.shape}")
-            if g.dtype != p.dtype:
-                raise TypeError(f"parameter {i}: gradient has dtype {g.dtype} but the "
-                                f"parameter has dtype {p.dtype}")
-            if g.device != p.device:
-                raise RuntimeError(f"parameter {i}: gradient is on {g.device} but the "
-                                   f"parameter is on {p.device}")
+            # .grad was checked when assigned, but its array may have been replaced since
+            if p.grad is not None:
+                check_grad(p, p.grad, f"parameter {i}: gradient")
 
     @staticmethod
     def _zeros_like(p: Tensor) -> Tensor:
