@@ -15,6 +15,10 @@ glibc = pytest.mark.skipif(not host_memory._glibc(), reason="mallopt is glibc's"
 _ROUNDS = r"""
 import resource, sys
 import numpy as np
+try:  # count 4 KiB faults where the kernel lets NumPy ask for huge pages
+    np._core.multiarray._set_madvise_hugepage(False)
+except AttributeError:
+    pass
 if sys.argv[1] == "1":
     import tensorgrad
     assert tensorgrad.host_memory.applied
@@ -40,11 +44,12 @@ def _faults_per_round(with_tensorgrad: bool, **env) -> float:
 
 @glibc
 def test_importing_tensorgrad_keeps_freed_buffers_for_reuse():
-    pages = 2 * (8 << 20) // 4096
-    # the control: plain NumPy lands every round on fresh pages (faulted on touch) ...
-    assert _faults_per_round(False) > pages / 10
+    # the control: plain NumPy lands every round on fresh pages, faulted in on touch
+    # (about a thousand 4 KiB faults; a handful where the system hands out huge pages) ...
+    control = _faults_per_round(False)
+    assert control >= 4
     # ... and with tensorgrad imported the buffers of the previous round are reused
-    assert _faults_per_round(True) < pages / 100
+    assert _faults_per_round(True) <= control / 10
 
 
 @glibc
