@@ -227,3 +227,16 @@ def test_same_padding_keeps_the_size_with_the_extra_zero_at_the_end(k, d, size):
     assert got.shape == (1, 3, size, size + 1)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-12)
     assert tg.gradcheck(lambda t: F.conv2d(t, tg.tensor(w), dilation=d, padding="same"), [xt])
+
+
+@pytest.mark.parametrize("c, o", [(2, 5), (5, 2)])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_weight_gradient_alone_matches_finite_differences(c, o, dilation):
+    # an input that needs no gradient (a first layer) takes another path: the columns
+    # of x when x has fewer channels than dy, else those of dy
+    rng = np.random.default_rng(c + 10 * dilation)
+    x = tg.tensor(rng.standard_normal((2, c, 6, 7)))
+    w = tg.tensor(rng.standard_normal((o, c, 3, 3)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(o), requires_grad=True)
+    assert tg.gradcheck(lambda w, b: F.conv2d(x, w, b, padding=dilation, dilation=dilation),
+                        [w, b])

@@ -186,9 +186,11 @@ class Conv2d(Function):
                 xp.matmul(w3.transpose(0, 2, 1), gy4, out=gx.reshape(n, g, cg, h * wd))
             return gx, gw, gb
         # with stride 1 both gradients come from the columns of dy (see the top); the
-        # padding of that correlation, d(k−1) − p, must not be negative
+        # padding of that correlation, d(k−1) − p, must not be negative. For dw alone
+        # (a first layer, whose input needs no gradient) the columns of x serve as well,
+        # and they are the smaller set when x has fewer channels than dy (an RGB image).
         full = tuple(d * (kk - 1) - p for d, kk, p in zip(dilation, (kh, kw), padding))
-        if stride == (1, 1) and min(full) >= 0:
+        if stride == (1, 1) and min(full) >= 0 and (need_x or o < c):
             gx, gw = _stride1_gradients(x, w, gy, full, dilation, g, need_x, need_w)
             return gx, gw, gb
         if need_w:
