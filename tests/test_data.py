@@ -315,8 +315,8 @@ def test_compose_applies_in_order():
 def test_transform_errors():
     with pytest.raises(ValueError, match="larger than the padded"):
         RandomCrop(9, padding=1)(batch(h=5, w=6))
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        RandomHorizontalFlip()(np.zeros((3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or one image"):
+        RandomHorizontalFlip()(np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="2 channel means"):
         Normalize([0.0, 0.0], [1.0, 1.0])(batch(c=3))
     with pytest.raises(ValueError, match="non-zero"):
@@ -375,3 +375,16 @@ def test_collate_batches_dicts_nested_tuples_and_strings():
     assert weight.dtype == np.float32
     with pytest.raises(ValueError, match="different keys"):
         collate([{"a": 1}, {"b": 2}])
+
+
+def test_a_transform_takes_one_image_as_a_batch_of_one():
+    image = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) + 1
+    flipped = RandomHorizontalFlip(p=1.0)(tg.tensor(image))
+    assert flipped.shape == (2, 3, 4)
+    np.testing.assert_array_equal(flipped.numpy(), image[..., ::-1])
+    crop = RandomCrop((5, 6), padding=1, generator=0)(image)
+    assert crop.shape == (2, 5, 6)
+    np.testing.assert_array_equal(crop, np.pad(image, ((0, 0), (1, 1), (1, 1))))
+    norm = Normalize([1.0, 2.0], [2.0, 4.0])(image)
+    np.testing.assert_allclose(norm, (image - np.array([1.0, 2.0])[:, None, None])
+                               / np.array([2.0, 4.0])[:, None, None])

@@ -32,7 +32,8 @@ def apply_transform(transform: Callable, x: Any, generator: np.random.Generator 
 
 class Transform:
     """Base class: subclasses implement ``apply(array, rng)`` on the raw (N, C, H, W)
-    array; ``__call__`` unwraps and rewraps Tensors and picks the generator."""
+    array; ``__call__`` unwraps and rewraps Tensors, picks the generator, and also takes
+    one (C, H, W) image (as torchvision), treated as a batch of one."""
 
     def __init__(self, generator: np.random.Generator | int | None = None):
         if generator is not None and not isinstance(generator, np.random.Generator):
@@ -42,10 +43,10 @@ class Transform:
     def __call__(self, x, generator: np.random.Generator | None = None):
         rng = generator or self.generator or backend.generator(backend.Device("cpu"))
         data = x.data if isinstance(x, Tensor) else x
-        if data.ndim != 4:
-            raise ValueError(f"{type(self).__name__}: expected a batch (N, C, H, W), "
-                             f"got shape {tuple(data.shape)}")
-        out = self.apply(data, rng)
+        if data.ndim not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: expected a batch (N, C, H, W) or one "
+                             f"image (C, H, W), got shape {tuple(data.shape)}")
+        out = self.apply(data[None], rng)[0] if data.ndim == 3 else self.apply(data, rng)
         return Tensor(out) if isinstance(x, Tensor) else out
 
     def apply(self, x, rng: np.random.Generator):
