@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
 
 from .. import backend
 from ..autograd import Function
@@ -29,7 +29,7 @@ class Dropout(Function):
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout; ``inplace`` is accepted for PyTorch compatibility and ignored."""
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"dropout probability must be a number, got {p!r}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")

@@ -231,7 +231,8 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, g):
         (z,) = ctx.saved_tensors
-        return g * ~(z <= 0)
+        # where, not g·(z > 0): the same two passes, and a NaN (not <= 0) keeps its g
+        return get_array_module(g).where(z <= 0, g.dtype.type(0), g)
 
 
 class Clamp(Function):

@@ -42,7 +42,7 @@ def dim_alias(op: str, dim, axis, default=None):
     """``dim``, or NumPy's name for it, ``axis`` (giving both is an error)."""
     if axis is None:
         return dim
-    if dim is not None and dim is not default:
+    if dim is not None and dim != default:
         raise TypeError(f"{op}: got both dim={dim!r} and its alias axis={axis!r}")
     return axis
 
