@@ -40,12 +40,21 @@ def _normalize_dtype(dtype) -> np.dtype | None:
         raise TypeError(f"not a dtype: {dtype!r}") from e
 
 
+class VersionCounter:
+    """The version of one storage, shared by a tensor and every view of it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class Tensor:
     """An n-dimensional array on the CPU or a GPU that can record gradients."""
 
     __array_ufunc__ = None  # NumPy defers to our reflected operators (np_array * t)
     __slots__ = ("data", "_grad", "_requires_grad", "grad_fn", "_output_index", "_hooks",
-                 "__weakref__")
+                 "_counter", "_is_view", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False):
         if isinstance(data, Tensor):
@@ -58,6 +67,8 @@ class Tensor:
         self._output_index = 0
         self._hooks: list | None = None
         self._requires_grad = False
+        self._counter = VersionCounter()
+        self._is_view = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -71,7 +82,22 @@ class Tensor:
         t._output_index = output_index
         t._hooks = None
         t._requires_grad = grad_fn is not None
+        t._counter = VersionCounter()
+        t._is_view = False
         return t
+
+    # -------------------------------------------------------------- versions
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's storage has seen (PyTorch's
+        ``t._version``); views share their base's counter."""
+        return self._counter.value
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of the values. Every in-place write calls it (the
+        in-place methods, optimizer steps, initialisers, running statistics ...), so a
+        backward that saved the old values can tell that they are gone."""
+        self._counter.value += 1
 
     # -------------------------------------------------------------- attributes
     @property
