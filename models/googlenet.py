@@ -192,6 +192,7 @@ def truncated_normal_(tensor: tg.Tensor, std: float) -> tg.Tensor:
         nn.init.normal_(fresh, 0.0, std)
         tensor.data[...] = xp.where(outside, fresh.data, tensor.data)
         outside = xp.abs(tensor.data) > 2 * std
+    tensor._bump_version()
     return tensor
 
 

@@ -89,6 +89,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     u *= b - a  # in place: big layers (VGG's fc6 has 103 M weights) need no temporaries
     u += a
     tensor.data[...] = u
+    tensor._bump_version()
     return tensor
 
 
@@ -102,6 +103,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     z *= std
     z += mean
     tensor.data[...] = z
+    tensor._bump_version()
     return tensor
 
 
@@ -109,6 +111,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 def constant_(tensor: Tensor, val: float) -> Tensor:
     _check(tensor, "constant_")
     tensor.data[...] = val
+    tensor._bump_version()
     return tensor
 
 

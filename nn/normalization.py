@@ -76,6 +76,8 @@ class _NormBase(_AffineNorm):
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
+            for t in (self.running_mean, self.running_var, self.num_batches_tracked):
+                t._bump_version()
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()

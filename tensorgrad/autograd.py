@@ -23,6 +23,7 @@ import contextlib
 import functools
 import inspect
 import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,48 @@ observers: list[Any] = []
 # ----------------------------------------------------------- Function and ctx
 
 
+class SavedTensor:
+    """One value that ``save_for_backward`` kept (PyTorch's SavedVariable).
+
+    ``array`` is what a raw-array backward reads. When the array is (a view of) an
+    input or output of the op, ``counter``/``version`` remember that storage's version
+    counter at save time, so a later in-place change is detected instead of silently
+    giving a wrong gradient; ``tensor`` is that Tensor (an output only weakly: the
+    output owns the node that owns this record), for a backward that builds a graph.
+    """
+
+    __slots__ = ("array", "counter", "version", "_tensor")
+
+    def __init__(self, array: Any, tensor: Any = None, weak: bool = False):
+        self.array = array
+        self.counter = None if tensor is None else tensor._counter
+        self.version = None if tensor is None else tensor._counter.value
+        self._tensor = weakref.ref(tensor) if weak and tensor is not None else tensor
+
+    @property
+    def tensor(self):
+        t = self._tensor
+        return t() if isinstance(t, weakref.ref) else t
+
+    def check(self, fn_name: str, index: int) -> None:
+        if self.counter is not None and self.counter.value != self.version:
+            a = self.array
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: saved tensor {index} of {fn_name} (shape "
+                f"{tuple(a.shape)}, dtype {a.dtype}) is at version {self.counter.value}; "
+                f"expected version {self.version} instead. Compute it out of place (or "
+                f"clone it) before changing it in place."
+            )
+
+
+def storage_root(a: Any) -> Any:
+    """The array that owns ``a``'s memory (NumPy and CuPy keep it in ``.base``)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
+
+
 class Context:
     """What a Function's forward leaves for its backward."""
 
@@ -114,25 +157,56 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self._recording = recording
         self._saved: tuple = ()
+        self._records: tuple[SavedTensor, ...] | None = ()
+        self._dirty: tuple = ()
+        self._fn_name = "Function"
 
     def save_for_backward(self, *arrays: Any) -> None:
         # Nothing is kept when no input needs a gradient: no graph will use it.
         if self._recording:
             self._saved = arrays
 
+    def mark_dirty(self, *arrays: Any) -> None:
+        """Say that forward changed these input arrays in place (and returns them): the
+        engine bumps their tensors' versions and makes those tensors the op's outputs."""
+        self._dirty = arrays
+
     @property
     def saved_tensors(self) -> tuple:
-        if self._saved is None:
+        """The saved arrays, after checking that none was changed in place since."""
+        records = self._records
+        if records is None:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access "
                 "saved tensors after they have already been freed). Saved intermediate "
                 "values of the graph are freed when you call .backward(). Specify "
                 "retain_graph=True if you need to backward through the graph a second time."
             )
+        if not records:  # saved by a forward that ran outside apply (or nothing saved)
+            return self._saved
+        for i, r in enumerate(records):
+            r.check(self._fn_name, i)
         return self._saved
+
+    def _record_saved(self, inputs: list, outputs: list) -> None:
+        """Turn the saved arrays into records, matching each to the input or output
+        tensor whose storage it shares (cheap: identity of the memory's owner)."""
+        if not self._saved:
+            return
+        # an input that mark_dirty made an output is held weakly, as outputs are
+        owners = [(storage_root(t.data), t, False) for t in inputs
+                  if not any(t is o for o in outputs)]
+        owners += [(storage_root(t.data), t, True) for t in outputs]
+        records = []
+        for a in self._saved:
+            root = storage_root(a)
+            match = next(((t, weak) for r, t, weak in owners if r is root), (None, False))
+            records.append(SavedTensor(a, *match))
+        self._records = tuple(records)
 
     def free(self) -> None:
         self._saved = None
+        self._records = None
         for k in [k for k in vars(self) if not k.startswith("_") and k != "needs_input_grad"]:
             delattr(self, k)  # attributes a forward stashed on ctx go too
 
@@ -140,13 +214,22 @@ class Context:
 class Node:
     """One recorded op in the backward graph: the ``grad_fn`` of its outputs."""
 
-    __slots__ = ("function", "ctx", "inputs", "outputs", "freed", "hooks", "retained", "trace",
-                 "__weakref__")
+    __slots__ = ("function", "ctx", "inputs", "edges", "outputs", "freed", "hooks", "retained",
+                 "trace", "__weakref__")
 
     def __init__(self, function: type, ctx: Context, inputs: tuple, outputs: list):
+        from .tensor import Tensor
+
         self.function = function
         self.ctx = ctx
         self.inputs = inputs  # the forward's positional args (Tensors and others)
+        # edges[i]: (grad_fn, output index) of input i *when the op ran*, None where no
+        # gradient flows. Read from the tensor later, it could have changed: an in-place
+        # op gives a tensor a new grad_fn, but this op consumed the old value.
+        self.edges = tuple(
+            (a.grad_fn, a._output_index) if need and isinstance(a, Tensor) else None
+            for a, need in zip(inputs, ctx.needs_input_grad)
+        )
         self.outputs = outputs  # (shape, dtype) of each output, for zero gradients
         self.freed = False
         self.hooks: dict[int, list] | None = None  # output index -> gradient hooks
@@ -162,9 +245,7 @@ class Node:
 
     def parents(self):
         """The input tensors that gradients flow into."""
-        from .tensor import Tensor
-
-        return [t for t in self.inputs if isinstance(t, Tensor) and t.requires_grad]
+        return [t for t, e in zip(self.inputs, self.edges) if e is not None]
 
 
 class Function:
@@ -205,6 +286,7 @@ class Function:
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         recording = is_grad_enabled() and any(needs)
         ctx = Context(needs, recording)
+        ctx._fn_name = cls.__name__
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
 
         if observers:
@@ -219,6 +301,7 @@ class Function:
         outs = out if multiple else (out,)
         # NumPy turns 0-d results into scalars (np.float32); .data is always an array
         outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
+        _check_outputs(cls, outs)
         # only floating-point results carry gradients (an int or bool result, such as a
         # cast or an argmax, is a constant to autograd, as in PyTorch)
         differentiable = [o.dtype.kind in "fc" for o in outs]
@@ -228,10 +311,70 @@ class Function:
             Tensor._make(o, device, grad_fn=node if d else None, output_index=i)
             for i, (o, d) in enumerate(zip(outs, differentiable))
         )
-        if node is not None and observers:
-            for obs in observers:
-                obs.recorded(node)
+        _share_versions(tensors, results)
+        if ctx._dirty:
+            results = _take_dirty(cls, ctx, node, tensors, results)
+        if node is not None:
+            ctx._record_saved(tensors, results)
+            if observers:
+                for obs in observers:
+                    obs.recorded(node)
         return results if multiple else results[0]
+
+
+def _check_outputs(fn: type, outs: tuple) -> None:
+    """forward must return raw arrays: a Tensor there is the PyTorch habit that nests
+    tensors and fails much later, so it is refused at once with the rule."""
+    from .tensor import Tensor
+
+    for o in outs:
+        if isinstance(o, Tensor):
+            raise TypeError(
+                f"{fn.__name__}.forward returned a Tensor; forward and backward work on raw "
+                f"arrays (the .data of the inputs, NumPy or CuPy): return an array, e.g. "
+                f"x * 2 on the array forward receives. To build a graph of existing ops, "
+                f"call them outside a Function instead"
+            )
+        if not hasattr(o, "dtype") or not hasattr(o, "shape"):
+            raise TypeError(f"{fn.__name__}.forward returned {type(o).__name__}; it must "
+                            f"return an array (or a tuple of arrays)")
+
+
+def _share_versions(inputs: list, results: tuple) -> None:
+    """An output that is a view of an input (reshape, transpose, basic indexing ...)
+    shares that input's storage, hence its version counter."""
+    for r in results:
+        root = storage_root(r.data)
+        if root is r.data and not any(t.data is root for t in inputs):
+            continue  # a fresh array: the common case, decided in two identity tests
+        for t in inputs:
+            if storage_root(t.data) is root:
+                r._counter, r._is_view = t._counter, True
+                break
+
+
+def _take_dirty(fn: type, ctx: Context, node: Node | None, inputs: list, results: tuple):
+    """``ctx.mark_dirty``: the marked inputs were changed in place and are returned, so
+    the input Tensor objects themselves become the outputs (as in PyTorch)."""
+    from .tensor import Tensor
+
+    results = list(results)
+    for arr in ctx._dirty:
+        t = next((t for t in inputs if t.data is arr), None)
+        if t is None:
+            raise ValueError(f"{fn.__name__}: mark_dirty got an array that is not one of "
+                             f"forward's inputs")
+        t._check_inplace(fn.__name__)
+        t._bump_version()
+        for i, r in enumerate(results):
+            if r.data is arr:
+                if node is not None and r.grad_fn is node:
+                    # the node keeps the old value's identity, not the tensor (no cycle)
+                    node.inputs = tuple(Tensor._make(a.data, None, a.grad_fn, a._output_index)
+                                        if a is t else a for a in node.inputs)
+                    t.grad_fn, t._output_index, t._requires_grad = node, i, True
+                results[i] = t
+    return tuple(results)
 
 
 def _common_device(fn: type, tensors: list) -> backend.Device | None:
@@ -284,14 +427,14 @@ def topological_order(root: Node) -> list[Node]:
     """
     order: list[Node] = []
     visited = {root}
-    stack = [(root, iter(root.inputs))]
+    stack = [(root, iter(root.edges))]
     while stack:
-        node, inputs = stack[-1]
-        for t in inputs:
-            child = getattr(t, "grad_fn", None)
+        node, edges = stack[-1]
+        for edge in edges:
+            child = edge[0] if edge is not None else None
             if child is not None and child not in visited:
                 visited.add(child)
-                stack.append((child, iter(child.inputs)))
+                stack.append((child, iter(child.edges)))
                 break
         else:  # every input done: the node can come after them
             stack.pop()
@@ -301,8 +444,6 @@ def topological_order(root: Node) -> list[Node]:
 
 def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
     """Accumulate d(tensor)/d(leaf) · gradient into every leaf's ``.grad``."""
-    from .tensor import Tensor
-
     root = tensor.grad_fn
     if root is None:  # backward of a leaf: its gradient is the seed itself
         tensor._accumulate(gradient)
@@ -326,13 +467,11 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
         if not retain_graph:
             node.ctx.free()
             node.freed = True
-        for inp, g in zip(node.inputs, in_grads):
-            if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+        for inp, edge, g in zip(node.inputs, node.edges, in_grads):
+            if g is None or edge is None:
                 continue
-            g = unbroadcast(g, inp.shape)
-            if g.dtype != inp.dtype:
-                g = g.astype(inp.dtype)
-            child = inp.grad_fn
+            g = _fit(node, g, inp)
+            child, i = edge
             if child is None:
                 entry = leaf_grads.setdefault(id(inp), [inp, None, False])
                 if entry[1] is None:
@@ -341,10 +480,25 @@ def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
                     entry[1], entry[2] = entry[1] + g, True
                 continue
             slots = grads.setdefault(child, [None] * len(child.outputs))
-            i = inp._output_index
             slots[i] = g if slots[i] is None else slots[i] + g
     for leaf, g, owned in leaf_grads.values():
         leaf._accumulate(g, owned)
+
+
+def _fit(node: Node, g: Any, inp: Any) -> Any:
+    """The gradient of input ``inp`` as backward returned it, summed back over
+    broadcasting and cast to the input's dtype; another shape is the Function's bug."""
+    if g.shape != inp.shape:
+        try:
+            g = unbroadcast(g, inp.shape)
+        except RuntimeError:
+            raise RuntimeError(
+                f"function {node.name()}Backward returned an invalid gradient: got shape "
+                f"{tuple(g.shape)} but expected shape compatible with {inp.shape}"
+            ) from None
+    if g.dtype != inp.dtype:
+        g = g.astype(inp.dtype)
+    return g
 
 
 def _is_fresh(g: Any, in_grads: tuple, out_grads: list) -> bool:
@@ -373,13 +527,13 @@ def _call_backward(node: Node, out_grads: list) -> tuple:
         result = (result,)
     n = len(node.inputs)
     if len(result) > n and all(g is None for g in result[n:]):
-        result = result[:n]  # extra Nones are harmless (an optional input not given)
-    if len(result) > n:
+        result = result[:n]  # extra Nones are harmless (as PyTorch)
+    if len(result) != n:
         raise RuntimeError(
-            f"{node.name()}.backward returned {len(result)} gradients, "
-            f"but forward had {n} inputs"
+            f"function {node.name()} returned an incorrect number of gradients "
+            f"(expected {n}, got {len(result)})"
         )
-    return result + (None,) * (n - len(result))
+    return result
 
 
 def _run_hooks(node: Node, out_grads: list) -> list:

@@ -257,8 +257,11 @@ class Tensor:
         return self.to(dtype=int32)
 
     def detach(self) -> Tensor:
-        """The same values (shared memory), cut from the graph."""
-        return Tensor._make(self.data, None)
+        """The same values (shared memory, hence the same version counter), cut from
+        the graph."""
+        t = Tensor._make(self.data, None)
+        t._counter = self._counter
+        return t
 
     def clone(self) -> Tensor:
         from .ops.shape import Clone
@@ -347,20 +350,136 @@ class Tensor:
         return node is not None and node.retained is not None and \
             self._output_index in node.retained
 
-    # ---------------------------------------------------- in-place (no graph)
-    # Used by optimizers and initialisers: they change values, not the graph.
-    def zero_(self) -> Tensor:
-        self.data[...] = 0
+    # ---------------------------------------------------------------- in-place
+    # As PyTorch: an in-place op changes this tensor's values (every view sees it) and
+    # bumps its version. Refused on a leaf that requires grad unless grad mode is off
+    # (an optimizer step); recorded on any other tensor when a gradient could flow.
+    def _check_inplace(self, op: str) -> None:
+        if not autograd.is_grad_enabled():
+            return
+        if self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(
+                f"{op}: a leaf tensor that requires grad (shape {self.shape}) is being used "
+                f"in an in-place operation; change it under tg.no_grad() (as an optimizer "
+                f"step does) or work on a clone"
+            )
+        if self._is_view and self.requires_grad:
+            raise RuntimeError(
+                f"{op}: in-place change of a view (shape {self.shape}) of a tensor that "
+                f"requires grad is not supported; compute the new values out of place "
+                f"(e.g. with tg.where or tg.cat) instead"
+            )
+
+    def _inplace(self, op: str, fn, *args) -> Tensor:
+        """Run the out-of-place op ``fn(self, *args)`` and write its result into this
+        tensor's storage; when recorded, this tensor takes the result's ``grad_fn``."""
+        self._check_inplace(op)
+        record = autograd.is_grad_enabled() and (
+            self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+        if not record:
+            with autograd.no_grad():
+                result = fn(self.detach(), *args)
+            self._write(op, result.data)
+            return self
+        if self._is_view:
+            raise RuntimeError(
+                f"{op}: in-place change of a view (shape {self.shape}) with an operand that "
+                f"requires grad is not supported; compute the result out of place instead"
+            )
+        # The op reads the old values from a copy: it may save them for its backward,
+        # and they are about to be overwritten. The copy hangs where this tensor hung.
+        old = Tensor._make(self.data, None, self.grad_fn, self._output_index)
+        old._requires_grad, old._counter = self.requires_grad, self._counter
+        result = fn(old.clone() if old.requires_grad else old.detach(), *args)
+        self._write(op, result.data)
+        self.grad_fn, self._output_index = result.grad_fn, result._output_index
+        self._requires_grad = result.requires_grad
         return self
+
+    def _write(self, op: str, values) -> None:
+        if tuple(values.shape) != self.shape:
+            raise RuntimeError(f"{op}: the result has shape {tuple(values.shape)}, which "
+                               f"doesn't match this tensor's shape {self.shape}")
+        if values.dtype != self.dtype and not np.can_cast(values.dtype, self.dtype,
+                                                          "same_kind"):
+            raise TypeError(f"{op}: result type {values.dtype} can't be cast to this "
+                            f"tensor's dtype {self.dtype}")
+        self.data[...] = values
+        self._bump_version()
+
+    def add_(self, other, *, alpha=1) -> Tensor:
+        return self._inplace("add_", lambda s, o: s + o * alpha if alpha != 1 else s + o, other)
+
+    def sub_(self, other, *, alpha=1) -> Tensor:
+        return self._inplace("sub_", lambda s, o: s - o * alpha if alpha != 1 else s - o, other)
+
+    def mul_(self, other) -> Tensor:
+        return self._inplace("mul_", lambda s, o: s * o, other)
+
+    def div_(self, other) -> Tensor:
+        return self._inplace("div_", lambda s, o: s / o, other)
+
+    def pow_(self, exponent) -> Tensor:
+        return self._inplace("pow_", lambda s, e: s**e, exponent)
+
+    def clamp_(self, min=None, max=None) -> Tensor:
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def abs_(self) -> Tensor:
+        return self._inplace("abs_", lambda s: s.abs())
+
+    def neg_(self) -> Tensor:
+        return self._inplace("neg_", lambda s: -s)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", lambda s: s.exp())
+
+    def log_(self) -> Tensor:
+        return self._inplace("log_", lambda s: s.log())
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace("sqrt_", lambda s: s.sqrt())
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", lambda s: s.relu())
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", lambda s: s.sigmoid())
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", lambda s: s.tanh())
+
+    def __iadd__(self, other):
+        return self._inplace("+=", lambda s, o: s + o, other)
+
+    def __isub__(self, other):
+        return self._inplace("-=", lambda s, o: s - o, other)
+
+    def __imul__(self, other):
+        return self._inplace("*=", lambda s, o: s * o, other)
+
+    def __itruediv__(self, other):
+        return self._inplace("/=", lambda s, o: s / o, other)
 
     def fill_(self, value) -> Tensor:
-        self.data[...] = value
-        return self
+        from .ops.shape import fill
+
+        return self._inplace("fill_", fill, value)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
 
     def copy_(self, src) -> Tensor:
-        src = src.data if isinstance(src, Tensor) else src
-        self.data[...] = backend.to_device(src, self.device) if hasattr(src, "shape") else src
-        return self
+        """Copy ``src``'s values in (broadcast, cast to this dtype, from any device)."""
+        from .ops.shape import fill
+
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = src.to(self.device)
+        elif not isinstance(src, Tensor):
+            src = Tensor(backend.to_device(src, self.device) if hasattr(src, "shape") else src)
+        return self._inplace("copy_", fill, src)
 
     # ---------------------------------------------------------- operators
     def __add__(self, other):
@@ -424,15 +543,19 @@ class Tensor:
         return _ops().getitem(self, index)
 
     def __setitem__(self, index, value):
-        if self.requires_grad and autograd.is_grad_enabled():
-            raise RuntimeError(
-                "in-place assignment into a tensor that requires grad is not supported; "
-                "use tg.where or build a new tensor"
-            )
-        from .ops.indexing import raw_index
+        from .ops.indexing import raw_index, setitem
 
+        self._check_inplace("__setitem__")
+        if autograd.is_grad_enabled() and (
+                self.requires_grad or isinstance(value, Tensor) and value.requires_grad):
+            self._inplace("__setitem__", lambda s, v: setitem(s, index, v), value)
+            return
+        # nothing to record: write straight into the storage (no copy of the rest)
         value = value.data if isinstance(value, Tensor) else value
-        self.data[raw_index(index)] = value
+        if hasattr(value, "shape"):
+            value = backend.to_device(value, self.device)
+        self.data[raw_index(index, backend.get_array_module(self.data))] = value
+        self._bump_version()
 
     # comparisons: no gradient, bool results
     def _compare(self, other, op):

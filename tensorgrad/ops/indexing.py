@@ -65,3 +65,26 @@ def getitem(x: Tensor, index) -> Tensor:
     except IndexError as e:
         raise IndexError(f"index {index!r} is out of range for a tensor of shape "
                          f"{x.shape}: {e}") from None
+
+
+class SetItem(Function):
+    """``x[index] = value`` out of place: a copy of x with the positions replaced.
+    The replaced positions of x get no gradient; value gets the gradient there."""
+
+    @staticmethod
+    def forward(ctx, x, value, *, index):
+        ctx.index = index
+        out = x.copy()
+        out[index] = value
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = g.copy()
+        gx[ctx.index] = 0
+        return gx, g[ctx.index]
+
+
+def setitem(x: Tensor, index, value) -> Tensor:
+    xp = get_array_module(x.data)
+    return SetItem.apply(x, value, index=raw_index(index, xp))

@@ -282,6 +282,9 @@ def _running_arrays(running_mean, running_var, momentum: float):
     when neither running statistic is tracked."""
     if running_mean is None and running_var is None:
         return None
+    for stat in (running_mean, running_var):
+        if stat is not None:
+            stat._bump_version()  # the forward is about to update it in place
     return (None if running_mean is None else running_mean.data,
             None if running_var is None else running_var.data, momentum)
 

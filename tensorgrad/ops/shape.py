@@ -98,7 +98,31 @@ class Clone(Function):
         return g
 
 
+class Fill(Function):
+    """x's shape and dtype filled with ``value`` (broadcast): ``fill_``/``copy_``
+    out of place. The old values get no gradient; ``value`` gets the sum of its uses."""
+
+    @staticmethod
+    def forward(ctx, x, value):
+        xp = get_array_module(x)
+        return xp.broadcast_to(xp.asarray(value, dtype=x.dtype), x.shape).copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return get_array_module(g).zeros_like(g), g
+
+
 # ------------------------------------------------------------------ wrappers
+
+
+def fill(x: Tensor, value) -> Tensor:
+    """A new tensor like ``x`` holding ``value`` everywhere (broadcast when an array)."""
+    shape = getattr(value, "shape", ())
+    if len(shape) > x.ndim or any(a not in (1, b) for a, b in
+                                  zip(reversed(shape), reversed(x.shape))):
+        raise RuntimeError(f"the values of shape {tuple(shape)} cannot be broadcast to this "
+                           f"tensor's shape {x.shape}")
+    return Fill.apply(x, value)
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
