@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ import numpy as np
 import tensorgrad as tg
 from tensorgrad import backend
 from tensorgrad.tensor import Tensor
+
+from .backward_hook import BackwardHook
 
 
 class Parameter(Tensor):
@@ -105,6 +107,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
@@ -116,11 +119,17 @@ class Module:
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
+        backward_hook = None
+        if self.__dict__.get("_backward_hooks") and tg.is_grad_enabled():
+            backward_hook = BackwardHook(self, list(self._backward_hooks.values()))
+            args = backward_hook.setup_inputs(args)
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
             if result is not None:
                 output = result
+        if backward_hook is not None:
+            output = backward_hook.setup_outputs(output)
         return output
 
     # ------------------------------------------------------------ registry
@@ -379,6 +388,15 @@ class Module:
         self._forward_pre_hooks[handle.id] = hook
         return handle
 
+    def register_full_backward_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` runs when backward has computed the
+        gradients with respect to the module's positional tensor inputs. Both are tuples
+        of Tensors (None for an input that needs no gradient); a returned tuple replaces
+        grad_input, as in PyTorch (see nn/backward_hook.py)."""
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
     # ------------------------------------------------------------ state
     def state_dict(self, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> OrderedDict:
@@ -448,6 +466,7 @@ class Module:
             target = own[key]
             value = backend.to_device(value, target.device)
             target.data[...] = value.astype(target.dtype, copy=False)
+            target._bump_version()
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ repr
@@ -596,6 +615,77 @@ class ModuleList(Module):
         lines = [(f"({a}): {text}" if a == b else f"({a}-{b}): {b - a + 1} x {text}")
                  .replace("\n", "\n  ") for a, b, text in runs]
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules, registered under their keys (so their parameters are
+    found and ``state_dict`` names them ``key.weight``). It has no ``forward``."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(key)
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict keys must be strings, got {type(key).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add (or replace) modules from a mapping or from (key, module) pairs; everything
+        is checked before anything is added."""
+        if isinstance(modules, Mapping):
+            pairs = list(modules.items())
+        else:
+            pairs = []
+            for i, pair in enumerate(modules):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise ValueError(f"ModuleDict.update: element #{i} should be a (key, module) "
+                                     f"pair, got {pair!r}")
+                pairs.append(tuple(pair))
+        for key, module in pairs:
+            if not isinstance(key, str):
+                raise TypeError(f"ModuleDict keys must be strings, got {type(key).__name__}")
+            if not isinstance(module, Module) and module is not None:
+                raise TypeError(f"ModuleDict[{key!r}]: {type(module).__name__} is not a "
+                                f"Module subclass")
+            _check_member_name("module", key)
+        for key, module in pairs:
+            self[key] = module
 
 
 def _check_index(idx: int, n: int) -> int:

@@ -5,37 +5,99 @@
     (x * x).sum().backward()      # x.grad == 2x
 """
 
-from . import cuda, data, functional, host_memory, profiler, viz
+from . import backends, cuda, data, functional, host_memory, profiler, viz
 from .anomaly import detect_anomaly
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad
-from .backend import Device, get_array_module, get_rng_state, manual_seed, set_rng_state
-from .gradcheck import GradcheckError, gradcheck
-from .ops import cat, maximum, minimum, stack, where
+from .autograd.grad_mode import inference_mode, set_grad_enabled
+from .backend import Device, device, get_array_module, get_rng_state, manual_seed, set_rng_state
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .ops import (  # PyTorch's module-level spellings of the Tensor methods
+    abs,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    argsort,
+    cat,
+    chunk,
+    clamp,
+    cumsum,
+    exp,
+    flatten,
+    flip,
+    gather,
+    log,
+    log_softmax,
+    logsumexp,
+    masked_fill,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    permute,
+    relu,
+    reshape,
+    scatter,
+    scatter_add,
+    sigmoid,
+    softmax,
+    sort,
+    split,
+    sqrt,
+    squeeze,
+    stack,
+    std,
+    sum,
+    tanh,
+    topk,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+)
+from .ops.reduce import norm  # (tensorgrad.ops.norm is the normalization module)
 from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,
     bool_,
     empty,
+    eye,
     float16,
     float32,
     float64,
     from_numpy,
     full,
+    full_like,
     int32,
     int64,
+    is_tensor,
+    linspace,
+    numel,
     ones,
     ones_like,
     rand,
+    rand_like,
+    randint,
     randn,
     randn_like,
+    randperm,
     tensor,
     zeros,
     zeros_like,
 )
 
 bool = bool_  # noqa: A001 - tg.bool, as torch.bool
+# PyTorch's other dtype names (tg.long is int64, tg.float float32 ...)
+long, int, float, double, half = int64, int32, float32, float64, float16  # noqa: A001
 
+
+def square(x: Tensor) -> Tensor:
+    return x.square()
 
 
 def __getattr__(name: str):
@@ -48,12 +110,22 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "bool", "cat",
+    "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "backends", "bool",
+    "cat",
     "detect_anomaly", "host_memory", "profiler", "viz",
     "data", "load", "save",
     "cuda", "empty", "enable_grad", "float16", "float32", "float64", "from_numpy", "full",
-    "functional", "get_array_module", "get_rng_state", "gradcheck", "int32", "int64",
+    "functional", "get_array_module", "get_rng_state", "gradcheck", "gradgradcheck", "int32",
+    "int64",
     "is_grad_enabled", "manual_seed", "maximum", "minimum", "no_grad", "ones", "ones_like",
     "rand", "randn", "randn_like", "set_rng_state", "stack", "tensor", "where", "zeros",
     "zeros_like",
+    # PyTorch's module-level functions, dtype names and grad-mode spellings
+    "abs", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "chunk", "clamp",
+    "cumsum", "device", "double", "exp", "eye", "flatten", "flip", "float", "full_like",
+    "gather", "half", "inference_mode", "int", "is_tensor", "linspace", "log", "log_softmax",
+    "logsumexp", "long", "masked_fill", "matmul", "max", "mean", "min", "norm", "numel",
+    "permute", "rand_like", "randint", "randperm", "relu", "reshape", "scatter",
+    "scatter_add", "set_grad_enabled", "sigmoid", "softmax", "sort", "split", "sqrt",
+    "square", "squeeze", "std", "sum", "tanh", "topk", "transpose", "unsqueeze", "var",
 ]

@@ -74,17 +74,59 @@ def parse_device(device: Any) -> Device:
             raise RuntimeError(
                 f"device {device!r}: no such CUDA device ({cuda_device_count()} available)"
             )
-        return Device(f"cuda:{int(index)}")
+        cuda_device = Device(f"cuda:{int(index)}")
+        if cuda_device not in _cuda_devices_used:  # first use: count its peak memory
+            _cuda_devices_used.add(cuda_device)
+            from .cuda import start_memory_tracking
+
+            start_memory_tracking(cuda_device)
+        return cuda_device
     raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+_cuda_devices_used: set[str] = set()
+
+
+def device(type: Any, index: int | None = None) -> Device:  # noqa: A002 - torch's name
+    """``tg.device("cuda:1")``, ``tg.device("cuda", 1)``, ``tg.device(0)``: a device name,
+    as ``torch.device``. It only names the device (no GPU is needed to make one); using
+    it for a tensor checks that it exists. ``"cuda"`` without an index stays ``"cuda"``,
+    which tensors resolve to the first GPU."""
+    if isinstance(type, (int, np.integer)) and not isinstance(type, bool):
+        type, index = "cuda", int(type)
+    if not isinstance(type, str):
+        raise TypeError(f"device: expected a device name (str) or an index, got {type!r}")
+    name = type.strip().lower()
+    kind, _, given = name.partition(":")
+    if given:
+        if index is not None:
+            raise ValueError(f"device: the index is given twice ({type!r} and {index})")
+        if not given.isdigit():
+            raise ValueError(f"device: invalid device string {type!r}")
+        index = int(given)
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {type!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    if index is not None and (not isinstance(index, (int, np.integer)) or index < 0):
+        raise ValueError(f"device: the index must be a non-negative int, got {index!r}")
+    if kind == "cpu":
+        return Device("cpu")  # one host device: "cpu:0" is "cpu"
+    return Device("cuda" if index is None else f"cuda:{int(index)}")
 
 
 def is_cupy_array(a: Any) -> bool:
     return _cupy is not None and isinstance(a, _cupy.ndarray)
 
 
+# (TracedArray, its module): set by tensorgrad.autograd.traced, which records backward
+# formulas as tensor ops when a graph of the backward pass is wanted (create_graph)
+traced_module: tuple = (None, None)
+
+
 def get_array_module(a: Any):
     """The ``xp`` idiom: the module (numpy or cupy) that owns array ``a``."""
-    return _cupy if is_cupy_array(a) else np
+    if is_cupy_array(a):
+        return _cupy
+    return traced_module[1] if type(a) is traced_module[0] else np
 
 
 def module_for(device: Device):

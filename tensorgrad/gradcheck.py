@@ -4,6 +4,9 @@ For a random weighting ``v`` of the outputs, the analytic gradient of
 ``L = Σ v·f(x)`` comes from ``backward``; the numeric one perturbs each input
 element by ±eps: ``(L(x + eps) - L(x - eps)) / 2eps``. A random ``v`` exercises
 every output element at the cost of one backward.
+
+``gradgradcheck`` checks second derivatives the same way: the first derivatives
+(computed with ``create_graph=True``) are the function whose gradient is checked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import backend
-from .autograd import no_grad
+from .autograd import enable_grad, grad, no_grad
 from .tensor import Tensor
 
 
@@ -29,7 +32,7 @@ def _outputs(fn, inputs) -> list[Tensor]:
 
 
 def gradcheck(fn: Callable, inputs: Sequence | Tensor, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3) -> bool:
+              rtol: float = 1e-3, *, _what: str = "gradcheck") -> bool:
     """True when ``fn``'s gradients w.r.t. every input that requires grad match
     finite differences; else raises GradcheckError naming the input, the worst
     element and both values. Inputs must be float64."""
@@ -83,9 +86,42 @@ def gradcheck(fn: Callable, inputs: Sequence | Tensor, eps: float = 1e-6, atol: 
         if err.size and err.max() > 0:
             worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), x.shape))
             raise GradcheckError(
-                f"gradcheck failed for input {i} (shape {x.shape}) at element {worst}: "
+                f"{_what} failed for input {i} (shape {x.shape}) at element {worst}: "
                 f"analytic {analytic[worst]:.8g} vs numeric {numeric[worst]:.8g} "
                 f"(atol={atol}, rtol={rtol})"
             )
         x.grad = None
     return True
+
+
+def gradgradcheck(fn: Callable, inputs: Sequence | Tensor, grad_outputs: Sequence | None = None,
+                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
+    """True when the second derivatives of ``fn`` match finite differences of its first
+    derivatives; else raises GradcheckError as ``gradcheck`` does. The first derivatives
+    are vᵀJ for upstream gradients ``grad_outputs`` (seeded random float64 tensors when
+    None, as PyTorch), and they are checked w.r.t. the inputs and ``grad_outputs``."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wrt:
+        raise ValueError("gradgradcheck: no input requires grad")
+    outs = [o for o in _outputs(fn, inputs) if o.requires_grad]
+    if grad_outputs is None:
+        rng = np.random.default_rng(0)
+        grad_outputs = [Tensor(backend.to_device(rng.standard_normal(o.shape), o.device),
+                               requires_grad=True) for o in outs]
+    grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) else tuple(grad_outputs)
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"gradgradcheck: {len(grad_outputs)} grad_outputs for {len(outs)} "
+                         f"differentiable outputs")
+    n = len(inputs)
+
+    def first_derivatives(*args):
+        with enable_grad():  # also when gradcheck evaluates it for finite differences
+            xs, vs = args[:n], args[n:]
+            ys = [o for o in _outputs(fn, xs) if o.requires_grad]
+            gs = grad(ys, [xs[i] for i in wrt], list(vs), create_graph=True,
+                      allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_derivatives, inputs + grad_outputs, eps, atol, rtol,
+                     _what="gradgradcheck")

@@ -54,7 +54,7 @@ class Tensor:
 
     __array_ufunc__ = None  # NumPy defers to our reflected operators (np_array * t)
     __slots__ = ("data", "_grad", "_requires_grad", "grad_fn", "_output_index", "_hooks",
-                 "_counter", "_is_view", "__weakref__")
+                 "_post_accumulate_hooks", "_counter", "_is_view", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False):
         if isinstance(data, Tensor):
@@ -66,6 +66,7 @@ class Tensor:
         self.grad_fn: autograd.Node | None = None
         self._output_index = 0
         self._hooks: list | None = None
+        self._post_accumulate_hooks: list | None = None
         self._requires_grad = False
         self._counter = VersionCounter()
         self._is_view = False
@@ -81,6 +82,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._output_index = output_index
         t._hooks = None
+        t._post_accumulate_hooks = None
         t._requires_grad = grad_fn is not None
         t._counter = VersionCounter()
         t._is_view = False
@@ -269,38 +271,29 @@ class Tensor:
         return Clone.apply(self)
 
     # -------------------------------------------------------------- autograd
-    def backward(self, gradient: Any = None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
-        """Compute the gradient of this tensor w.r.t. every leaf that requires grad."""
-        if create_graph:
-            raise RuntimeError(
-                "create_graph=True: higher-order gradients are not supported; "
-                "tensorgrad ops are once-differentiable"
-            )
-        if not self.requires_grad:
-            raise RuntimeError(
-                "element 0 of tensors does not require grad and does not have a grad_fn"
-            )
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs; this tensor "
-                    f"has shape {self.shape}: pass gradient= of that shape"
-                )
-            gradient = backend.get_array_module(self.data).ones_like(self.data)
-        else:
-            gradient = gradient.data if isinstance(gradient, Tensor) else gradient
-            xp = backend.get_array_module(self.data)
-            gradient = xp.asarray(gradient, dtype=self.dtype)
-            if gradient.shape != self.shape:
-                raise RuntimeError(
-                    f"gradient has shape {gradient.shape} but the tensor has shape {self.shape}"
-                )
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None) -> None:
+        """Compute the gradient of this tensor w.r.t. every leaf that requires grad (or
+        only w.r.t. ``inputs``), accumulating into their ``.grad``. ``create_graph``
+        records the backward pass too, so the gradients can be differentiated again;
+        ``retain_graph`` defaults to it. See ``tg.autograd.backward``."""
+        from .autograd.api import backward
+
+        backward([self], None if gradient is None else [gradient], retain_graph,
+                 create_graph, inputs=inputs)
 
     def _accumulate(self, g, owned: bool = False) -> None:
         """Add gradient ``g`` (a raw array) into this leaf's ``.grad``. ``owned`` says
-        that nothing else references ``g``, so ``.grad`` may keep it without a copy."""
+        that nothing else references ``g``, so ``.grad`` may keep it without a copy.
+        Under create_graph ``g`` is a Tensor with a graph, and so is ``.grad``."""
+        if isinstance(g, Tensor):
+            for hook in self._hooks or ():
+                new = hook(g)
+                autograd.hook_result(hook, new, g.data)
+                g = g if new is None else new
+            self.grad = g if self.grad is None else self.grad + g
+            self._run_post_accumulate_hooks()
+            return
         if self._hooks:
             for hook in self._hooks:
                 new = autograd.hook_result(hook, hook(Tensor._make(g, None)), g)
@@ -312,6 +305,25 @@ class Tensor:
             self.grad = Tensor._make(g if owned else g.copy(), None)
         else:
             self.grad = Tensor._make(self.grad.data + g, None)
+        self._run_post_accumulate_hooks()
+
+    def _run_post_accumulate_hooks(self) -> None:
+        for hook in self._post_accumulate_hooks or ():
+            hook(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` each time backward has accumulated this leaf's ``.grad``
+        (PyTorch's: data-parallel training starts averaging a gradient there, while the
+        rest of backward goes on). Returns a handle with ``.remove()``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on "
+                               "non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require grad")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` when this tensor's gradient is computed; a returned
@@ -736,6 +748,117 @@ class Tensor:
     def expand(self, *sizes):
         return _ops().expand(self, *sizes)
 
+    # ------------------------------------------------------------------------------
+    # The everyday PyTorch surface: more reductions, selection (gather/scatter/sort/
+    # topk/masked_fill), rearrangement (repeat/flip/split/chunk) and new_* creation.
+    # One-line wrappers over tensorgrad/ops/{reduce,select,rearrange}.py.
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().amax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _ops().amin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def all(self, dim=None, keepdim=False):
+        return _ops().all(self, dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        return _ops().any(self, dim, keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        from .ops.reduce import norm  # (ops.norm is the module of the normalization layers)
+
+        return norm(self, p, dim, keepdim)
+
+    def square(self):
+        return _ops().pow(self, 2)
+
+    def logsumexp(self, dim, keepdim=False):
+        return _ops().logsumexp(self, dim, keepdim)
+
+    def cumsum(self, dim=None, *, dtype=None, axis=None):
+        return _ops().cumsum(self, dim, dtype=dtype, axis=axis)
+
+    def gather(self, dim, index):
+        return _ops().gather(self, dim, index)
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        return _ops().scatter(self, dim, index, src, value=value)
+
+    def scatter_add(self, dim, index, src):
+        return _ops().scatter_add(self, dim, index, src)
+
+    def masked_fill(self, mask, value):
+        return _ops().masked_fill(self, mask, value)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        return _ops().sort(self, dim, descending, stable)
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return _ops().argsort(self, dim, descending, stable)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - torch's name
+        return _ops().topk(self, k, dim, largest, sorted)
+
+    def repeat(self, *sizes):
+        return _ops().repeat(self, *sizes)
+
+    def flip(self, *dims):
+        return _ops().flip(self, *dims)
+
+    def split(self, split_size, dim=0):
+        return _ops().split(self, split_size, dim)
+
+    def chunk(self, chunks, dim=0):
+        return _ops().chunk(self, chunks, dim)
+
+    def _new(self, make, size, dtype, device, requires_grad):
+        return make(size, dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device is None else device,
+                    requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """Zeros of ``size`` with this tensor's dtype and device unless given."""
+        return self._new(zeros, size, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._new(ones, size, dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return self._new(empty, size, dtype, device, requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=self.dtype if dtype is None else dtype,
+                    device=self.device if device is None else device,
+                    requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        """A new tensor (a copy) of ``data``, with this tensor's dtype and device unless
+        given (as PyTorch's: ``x.new_tensor([1, 2])`` on float64 ``x`` is float64)."""
+        return tensor(data, dtype=self.dtype if dtype is None else dtype,
+                      device=self.device if device is None else device,
+                      requires_grad=requires_grad)
+
+    def type(self, dtype=None):
+        """Without ``dtype``, the type name: ``'tensorgrad.FloatTensor'`` (float32 on the
+        CPU), ``'tensorgrad.cuda.LongTensor'`` (int64 on a GPU) ..., as PyTorch's
+        ``'torch.FloatTensor'``. With a dtype (or such a name, ``torch.`` accepted too):
+        this tensor cast to it (itself when it already is)."""
+        if dtype is None:
+            cuda = ".cuda" if self.device.type == "cuda" else ""
+            return f"tensorgrad{cuda}.{_TYPE_NAMES.get(self.dtype, str(self.dtype))}"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            prefix, _, name = dtype.rpartition(".")
+            by_name = {v: k for k, v in _TYPE_NAMES.items()}
+            if prefix not in ("tensorgrad", "torch", "tensorgrad.cuda", "torch.cuda") or \
+                    name not in by_name:
+                raise ValueError(f"type: unknown tensor type {dtype!r}; expected e.g. "
+                                 f"'tensorgrad.FloatTensor' or a dtype")
+            device = "cuda" if prefix.endswith(".cuda") else "cpu"
+            if device == "cuda" and self.device.type == "cuda":
+                device = self.device
+            return self.to(device=device, dtype=by_name[name])
+        return self.to(dtype=_normalize_dtype(dtype))
+
 
 def check_grad(t: Tensor, grad: Any, what: str) -> None:
     """Raise unless ``grad`` can be ``t``'s gradient: a Tensor of its shape, dtype and
@@ -959,3 +1082,81 @@ def ones_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor
 def randn_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
     return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
                  requires_grad=requires_grad)
+
+
+# ------------------------------------------------- more creation (PyTorch's names)
+
+_TYPE_NAMES = {  # dtype -> the name in PyTorch's legacy type strings (Tensor.type)
+    float32: "FloatTensor", float64: "DoubleTensor", float16: "HalfTensor",
+    int64: "LongTensor", int32: "IntTensor", np.dtype("int16"): "ShortTensor",
+    np.dtype("int8"): "CharTensor", np.dtype("uint8"): "ByteTensor", bool_: "BoolTensor",
+}
+
+
+def rand_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device=None,
+        requires_grad=False) -> Tensor:
+    """The n×m identity matrix (ones on the diagonal); m defaults to n."""
+    size = _size((n, n if m is None else m))
+    return _creation(lambda xp, s, d: xp.eye(s[0], s[1], dtype=d), size, dtype, device,
+                     requires_grad)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
+    (steps,) = int_args((steps,), "steps")
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    return _creation(lambda xp, s, d: xp.linspace(start, end, steps, dtype=d), (steps,),
+                     dtype, device, requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    """Uniform integers in [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``, int64 unless ``dtype`` says otherwise."""
+    if size is None and isinstance(high, Sequence):  # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:  # randint(high, size=...)
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint: missing the size, e.g. randint(10, (3,))")
+    (low, high) = int_args((low, high), "randint bounds")
+    if high <= low:
+        raise ValueError(f"randint: low ({low}) must be smaller than high ({high})")
+    size = _size(size if isinstance(size, Sequence) else (size,))
+    dtype = _normalize_dtype(dtype) or int64
+    gen = backend.generator(backend.parse_device(device))
+    arr = gen.integers(low, high, size=size, dtype=np.int64)
+    return Tensor(arr.astype(dtype, copy=False), requires_grad=requires_grad)
+
+
+def randperm(n: int, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A random permutation of 0..n-1 (int64 unless ``dtype`` says otherwise)."""
+    (n,) = int_args((n,), "n")
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
+    dev = backend.parse_device(device)
+    # the order of n uniform draws is a uniform permutation (NumPy's and CuPy's
+    # generators share random(), not permutation())
+    keys = backend.generator(dev).random((n,), dtype=float64)
+    perm = backend.get_array_module(keys).argsort(keys)
+    return Tensor(perm.astype(_normalize_dtype(dtype) or int64), requires_grad=requires_grad)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(t: Tensor) -> int:
+    return t.numel()

@@ -77,10 +77,22 @@ def test_backward_through_a_shared_freed_subgraph_raises():
         (h * 2).sum().backward()
 
 
-def test_create_graph_raises_clearly():
+def test_create_graph_through_a_raw_array_backward_raises_naming_it():
+    class Cube(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * g * x * x
+
     x = tg.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match="once-differentiable|higher-order"):
-        (x * x).sum().backward(create_graph=True)
+    with pytest.raises(RuntimeError, match="create_graph=True reached Cube.*"
+                                           "differentiable_backward = True.*once_differentiable"):
+        Cube.apply(x).sum().backward(create_graph=True)
 
 
 def test_a_chain_of_20000_ops_backprops_without_recursion():

@@ -1,103 +1,20 @@
-"""Reverse-mode automatic differentiation: ``Function``, the graph and ``backward``.
+"""``Function``, its context ``ctx`` and the graph ``Node`` an op leaves behind.
 
-How it works, in three steps:
-
-1. ``MyOp.apply(x, y)`` unwraps the tensors to raw arrays, runs ``MyOp.forward``
-   and wraps the result in a new Tensor. If any input requires grad, the result
-   also records *how it was made*: its ``grad_fn`` is a ``Node`` holding the
-   Function, the context ``ctx`` (what forward saved) and the input tensors.
-2. The recorded nodes form a DAG from the output back to the leaves.
-   ``backward`` orders it topologically with an iterative depth-first search
-   (no recursion, so a chain of 20,000 ops or ResNet-152 is fine).
-3. Walking that order from the output, each node's ``Function.backward`` turns the
-   gradient of its output into gradients of its inputs (chain rule). Gradients
-   of the same tensor add up; a leaf that requires grad accumulates into ``.grad``.
-
-Broadcasting is handled once, here: whatever an op's backward returns is summed
-back to the shape of its input by ``unbroadcast``.
+``MyOp.apply(x, y)`` unwraps the tensors to raw arrays, runs ``MyOp.forward`` and
+wraps the result in a new Tensor. If any input requires grad, the result also
+records *how it was made*: its ``grad_fn`` is a ``Node`` holding the Function, the
+context ``ctx`` (what forward saved) and the inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
-import threading
 import weakref
 from typing import Any
 
 import numpy as np
 
-from . import backend
-
-# ------------------------------------------------------------------ grad mode
-
-_mode = threading.local()
-
-
-def is_grad_enabled() -> bool:
-    return getattr(_mode, "enabled", True)
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """Context manager and decorator that sets grad mode, restoring it on exit."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._saved: list[bool] = []
-
-    def __enter__(self):
-        self._saved.append(is_grad_enabled())
-        _mode.enabled = self.enabled
-        return self
-
-    def __exit__(self, *exc):
-        _mode.enabled = self._saved.pop()
-        return False
-
-    def __call__(self, fn):
-        # a fresh instance per call so nested/recursive uses don't share the stack
-        if inspect.isgeneratorfunction(fn):
-            return self._wrap_generator(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with _GradMode(self.enabled):
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-    def _wrap_generator(self, fn):
-        """A generator's body runs at each ``next``, after the call has returned: the
-        mode is set around every step instead (as PyTorch), and the caller's mode holds
-        between them."""
-        enabled = self.enabled
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            gen = fn(*args, **kwargs)
-            value = None
-            while True:
-                try:
-                    with _GradMode(enabled):
-                        item = gen.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value = yield item
-
-        return wrapper
-
-
-def no_grad(fn=None):
-    """Ops run inside record no graph: ``with tg.no_grad():``, ``@tg.no_grad()``
-    or, as PyTorch also allows, ``@tg.no_grad`` without parentheses."""
-    return _GradMode(False) if fn is None else _GradMode(False)(fn)
-
-
-def enable_grad(fn=None):
-    """Turns graph recording back on inside a ``no_grad`` region (same three forms)."""
-    return _GradMode(True) if fn is None else _GradMode(True)(fn)
-
+from .. import backend
+from .grad_mode import is_grad_enabled
 
 # ------------------------------------------------------------- instrumentation
 # Observers that tensorgrad.profiler and tensorgrad.anomaly install; empty by default
@@ -118,18 +35,40 @@ class SavedTensor:
     output owns the node that owns this record), for a backward that builds a graph.
     """
 
-    __slots__ = ("array", "counter", "version", "_tensor")
+    __slots__ = ("array", "counter", "version", "_tensor", "output_index")
 
     def __init__(self, array: Any, tensor: Any = None, weak: bool = False):
         self.array = array
         self.counter = None if tensor is None else tensor._counter
         self.version = None if tensor is None else tensor._counter.value
         self._tensor = weakref.ref(tensor) if weak and tensor is not None else tensor
+        self.output_index = tensor._output_index if weak and tensor is not None else None
 
     @property
     def tensor(self):
         t = self._tensor
         return t() if isinstance(t, weakref.ref) else t
+
+    def traced(self, node: Node, fn_name: str):
+        """This value as a traced array for a backward that records a graph: the Tensor
+        it was saved from, so the new graph reaches back through it."""
+        from ..tensor import Tensor
+        from .traced import TracedArray
+
+        t = self.tensor
+        if t is None and self.output_index is not None:
+            # the output itself is gone, but the node that made it is here
+            t = Tensor._make(self.array, None, grad_fn=node, output_index=self.output_index)
+            t._counter = self.counter
+        if t is None:
+            if self.array.dtype.kind in "fc":
+                raise RuntimeError(
+                    f"{fn_name} saved an intermediate float array that is neither an input "
+                    f"nor an output, so create_graph cannot see how it depends on the "
+                    f"inputs; its backward cannot be differentiated"
+                )
+            t = Tensor._make(self.array, None)  # masks and indices are constants
+        return TracedArray(t)
 
     def check(self, fn_name: str, index: int) -> None:
         if self.counter is not None and self.counter.value != self.version:
@@ -160,6 +99,7 @@ class Context:
         self._records: tuple[SavedTensor, ...] | None = ()
         self._dirty: tuple = ()
         self._fn_name = "Function"
+        self._trace: Node | None = None  # set while a backward runs under create_graph
 
     def save_for_backward(self, *arrays: Any) -> None:
         # Nothing is kept when no input needs a gradient: no graph will use it.
@@ -186,6 +126,8 @@ class Context:
             return self._saved
         for i, r in enumerate(records):
             r.check(self._fn_name, i)
+        if self._trace is not None:  # a backward that records a graph (create_graph)
+            return tuple(r.traced(self._trace, self._fn_name) for r in records)
         return self._saved
 
     def _record_saved(self, inputs: list, outputs: list) -> None:
@@ -218,7 +160,7 @@ class Node:
                  "trace", "__weakref__")
 
     def __init__(self, function: type, ctx: Context, inputs: tuple, outputs: list):
-        from .tensor import Tensor
+        from ..tensor import Tensor
 
         self.function = function
         self.ctx = ctx
@@ -267,7 +209,17 @@ class Function:
     and call ``Mul.apply(a, b)``. ``backward`` returns one gradient per positional
     input of ``forward`` (None where none is needed; a bare array for one input).
     Keyword arguments to ``apply`` are passed to ``forward`` and never differentiated.
+
+    Higher-order gradients: set ``differentiable_backward = True`` when backward uses
+    only operators, array methods and ``xp = tg.get_array_module(g)`` functions (no
+    writes through views, nothing but saved inputs/outputs and constants): under
+    ``create_graph=True`` the engine then runs it on traced arrays that record a graph
+    (see ``tensorgrad/autograd/traced.py``). Otherwise ``create_graph`` reaching the op
+    raises, and ``@once_differentiable`` on backward makes that error wait until a
+    second derivative is actually taken through it (as PyTorch's).
     """
+
+    differentiable_backward = False
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
@@ -279,7 +231,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        from .tensor import Tensor
+        from ..tensor import Tensor
 
         tensors = [a for a in args if isinstance(a, Tensor)]
         device = _common_device(cls, tensors)
@@ -325,7 +277,7 @@ class Function:
 def _check_outputs(fn: type, outs: tuple) -> None:
     """forward must return raw arrays: a Tensor there is the PyTorch habit that nests
     tensors and fails much later, so it is refused at once with the rule."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
 
     for o in outs:
         if isinstance(o, Tensor):
@@ -356,7 +308,7 @@ def _share_versions(inputs: list, results: tuple) -> None:
 def _take_dirty(fn: type, ctx: Context, node: Node | None, inputs: list, results: tuple):
     """``ctx.mark_dirty``: the marked inputs were changed in place and are returned, so
     the input Tensor objects themselves become the outputs (as in PyTorch)."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
 
     results = list(results)
     for arr in ctx._dirty:
@@ -390,187 +342,26 @@ def _common_device(fn: type, tensors: list) -> backend.Device | None:
     return device
 
 
-# ------------------------------------------------------------------ broadcasting
+def once_differentiable(backward):
+    """Mark a raw-array ``backward`` as first-order only (PyTorch's decorator): under
+    ``create_graph=True`` it still computes the gradient, but differentiating that
+    gradient again raises an error naming the Function."""
+    backward.once_differentiable = True
+    return backward
 
 
-def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
+class DelayedError(Function):
+    """Stands for a gradient computed by a once-differentiable backward: the values
+    pass through, and differentiating them raises."""
 
-    Broadcasting prepends dimensions and stretches size-1 ones; the gradient of
-    a stretched value is the sum over the positions it was copied to.
-    """
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra < 0:
-        raise RuntimeError(f"gradient of shape {grad.shape} cannot reduce to {shape}")
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
-    )
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    if extra:
-        grad = grad.reshape(grad.shape[extra:])
-    if grad.shape != shape:
-        raise RuntimeError(f"gradient of shape {grad.shape} cannot reduce to {shape}")
-    return grad
+    @staticmethod
+    def forward(ctx, *inputs, values, name):
+        ctx.name = name
+        return values
 
-
-# ------------------------------------------------------------------ backward
-
-
-def topological_order(root: Node) -> list[Node]:
-    """Nodes reachable from ``root``, each after every node it consumes.
-
-    An iterative post-order depth-first search: the explicit stack replaces the
-    recursion that would overflow on very deep graphs.
-    """
-    order: list[Node] = []
-    visited = {root}
-    stack = [(root, iter(root.edges))]
-    while stack:
-        node, edges = stack[-1]
-        for edge in edges:
-            child = edge[0] if edge is not None else None
-            if child is not None and child not in visited:
-                visited.add(child)
-                stack.append((child, iter(child.edges)))
-                break
-        else:  # every input done: the node can come after them
-            stack.pop()
-            order.append(node)
-    return order
-
-
-def backward(tensor, gradient: Any, retain_graph: bool = False) -> None:
-    """Accumulate d(tensor)/d(leaf) · gradient into every leaf's ``.grad``."""
-    root = tensor.grad_fn
-    if root is None:  # backward of a leaf: its gradient is the seed itself
-        tensor._accumulate(gradient)
-        return
-    order = topological_order(root)
-    for node in order:
-        if node.freed:
-            node.ctx.saved_tensors  # raises the "second time" error  # noqa: B018
-    # grads[node][i]: gradient w.r.t. output i of node, summed over its consumers
-    grads: dict[Node, list] = {root: [None] * len(root.outputs)}
-    grads[root][tensor._output_index] = gradient
-    # id(leaf) -> [leaf, gradient summed over its uses]: a leaf's hooks see the total once
-    leaf_grads: dict[int, list] = {}
-    for node in reversed(order):
-        out_grads = grads.pop(node, None)  # released as soon as it is consumed
-        if out_grads is None:
-            continue
-        if node.hooks or node.retained:
-            out_grads = _run_hooks(node, out_grads)
-        in_grads = _call_backward(node, out_grads)
-        if not retain_graph:
-            node.ctx.free()
-            node.freed = True
-        for inp, edge, g in zip(node.inputs, node.edges, in_grads):
-            if g is None or edge is None:
-                continue
-            g = _fit(node, g, inp)
-            child, i = edge
-            if child is None:
-                entry = leaf_grads.setdefault(id(inp), [inp, None, False])
-                if entry[1] is None:
-                    entry[1], entry[2] = g, _is_fresh(g, in_grads, out_grads)
-                else:
-                    entry[1], entry[2] = entry[1] + g, True
-                continue
-            slots = grads.setdefault(child, [None] * len(child.outputs))
-            slots[i] = g if slots[i] is None else slots[i] + g
-    for leaf, g, owned in leaf_grads.values():
-        leaf._accumulate(g, owned)
-
-
-def _fit(node: Node, g: Any, inp: Any) -> Any:
-    """The gradient of input ``inp`` as backward returned it, summed back over
-    broadcasting and cast to the input's dtype; another shape is the Function's bug."""
-    if g.shape != inp.shape:
-        try:
-            g = unbroadcast(g, inp.shape)
-        except RuntimeError:
-            raise RuntimeError(
-                f"function {node.name()}Backward returned an invalid gradient: got shape "
-                f"{tuple(g.shape)} but expected shape compatible with {inp.shape}"
-            ) from None
-    if g.dtype != inp.dtype:
-        g = g.astype(inp.dtype)
-    return g
-
-
-def _is_fresh(g: Any, in_grads: tuple, out_grads: list) -> bool:
-    """Whether ``g`` is a new array that no one else holds: not a view, not a gradient
-    passed through unchanged (x + y returns its ``g`` twice), not returned twice.
-    Such an array can become a leaf's ``.grad`` as it is, saving a copy."""
-    return (g.base is None and not any(h is g for h in out_grads)
-            and sum(h is g for h in in_grads) <= 1)
-
-
-def _call_backward(node: Node, out_grads: list) -> tuple:
-    if any(g is None for g in out_grads):  # an unused output of a multi-output op
-        xp = backend.get_array_module(next(g for g in out_grads if g is not None))
-        out_grads = [
-            xp.zeros(shape, dtype) if g is None else g
-            for g, (shape, dtype) in zip(out_grads, node.outputs)
-        ]
-    if observers:
-        for obs in observers:
-            obs.before_backward(node, out_grads)
-    result = node.function.backward(node.ctx, *out_grads)
-    if observers:
-        for obs in observers:
-            obs.after_backward(node, out_grads, result)
-    if not isinstance(result, tuple):
-        result = (result,)
-    n = len(node.inputs)
-    if len(result) > n and all(g is None for g in result[n:]):
-        result = result[:n]  # extra Nones are harmless (as PyTorch)
-    if len(result) != n:
+    @staticmethod
+    def backward(ctx, *grads):
         raise RuntimeError(
-            f"function {node.name()} returned an incorrect number of gradients "
-            f"(expected {n}, got {len(result)})"
+            f"trying to differentiate twice a function that was marked with "
+            f"@once_differentiable: {ctx.name}"
         )
-    return result
-
-
-def _run_hooks(node: Node, out_grads: list) -> list:
-    """The gradient hooks of ``node``'s outputs, in registration order, then
-    ``retain_grad``'s copy into ``.grad`` (last, as PyTorch: it keeps the final value)."""
-    from .tensor import Tensor
-
-    out_grads = list(out_grads)
-    for i, hooks in (node.hooks or {}).items():
-        if out_grads[i] is None:
-            continue
-        for hook in hooks:
-            out_grads[i] = hook_result(hook, hook(Tensor(out_grads[i])), out_grads[i])
-    for i, ref in (node.retained or {}).items():
-        tensor = ref()
-        if tensor is not None and out_grads[i] is not None:
-            # a copy: the engine goes on using this array (it may even be a read-only view)
-            g = out_grads[i]
-            tensor.grad = Tensor._make(g.copy() if tensor.grad is None
-                                       else tensor.grad.data + g, None)
-    return out_grads
-
-
-def hook_result(hook: Any, new: Any, grad: Any) -> Any:
-    """The gradient after ``hook`` returned ``new``: unchanged for None, else ``new``,
-    which must keep the gradient's shape and dtype (PyTorch refuses the same)."""
-    if new is None:
-        return grad
-    arr = getattr(new, "data", new)
-    name = getattr(hook, "__name__", repr(hook))
-    if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
-        raise TypeError(f"hook '{name}' returned {type(new).__name__}; a gradient hook "
-                        f"returns a Tensor or None")
-    if arr.shape != grad.shape:
-        raise RuntimeError(f"hook '{name}' has changed the size of value: gradient of "
-                           f"shape {grad.shape}, hook returned shape {arr.shape}")
-    if arr.dtype != grad.dtype:
-        raise RuntimeError(f"hook '{name}' has changed the type of value: gradient of "
-                           f"dtype {grad.dtype}, hook returned dtype {arr.dtype}")
-    return arr
