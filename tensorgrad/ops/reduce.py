@@ -1,4 +1,4 @@
-"""Reductions (sum, mean, var, max, ...) and the softmax family.
+"""Reductions (sum, mean, var, max, norm, ...), cumsum and the softmax family.
 
 A reduction's backward spreads the output gradient back over the reduced axes:
 ``g`` is reshaped with the reduced axes kept as size 1 and broadcast to the input.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import return_types
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor, int64
@@ -78,6 +79,8 @@ def _count(shape, axes) -> int:
 
 
 class Sum(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -89,6 +92,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
@@ -175,6 +180,122 @@ class MaxMin(Function):
         return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * mask
 
 
+
+class MaxMinDim(Function):
+    """``(values, indices)`` of the max (or min) along one axis. The gradient goes to the
+    selected index only, the first of equal values (as argmax and PyTorch's max(dim));
+    a NaN is the max and the min, as in NumPy's argmax."""
+
+    @staticmethod
+    def forward(ctx, x, *, axis, keepdim, largest):
+        xp = get_array_module(x)
+        idx = xp.expand_dims((xp.argmax if largest else xp.argmin)(x, axis=axis), axis)
+        values = xp.take_along_axis(x, idx, axis=axis)
+        ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
+        ctx.save_for_backward(idx)
+        if not keepdim:
+            values, idx = values.squeeze(axis), idx.squeeze(axis)
+        return values, idx.astype(int64)  # a copy: the saved idx is not the output
+
+    @staticmethod
+    def backward(ctx, g, g_indices):
+        (idx,) = ctx.saved_tensors
+        xp = get_array_module(g)
+        if not ctx.keepdim:
+            g = xp.expand_dims(g, ctx.axis)
+        gx = xp.zeros(ctx.shape, g.dtype)
+        xp.put_along_axis(gx, idx, g, axis=ctx.axis)
+        return gx
+
+
+class Norm(Function):
+    """r = (Σ|x|^p)^(1/p) over the axes; p = ±inf: max/min |x|; p = 0: count of nonzeros.
+
+    dr/dx = sign(x)·|x|^(p-1) / r^(p-1)  (p = 2: x / r;  p = 1: sign(x)), 0 where r = 0;
+    p = ±inf: sign(x) split evenly among the elements with |x| = r; p = 0: 0.
+    (PyTorch's subgradients: the norm of a zero vector has gradient 0, not NaN.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, *, p, axes, keepdim):
+        xp = get_array_module(x)
+        a = xp.abs(x)
+        if p == float("inf"):
+            r = a.max(axis=axes, keepdims=True)
+        elif p == float("-inf"):
+            r = a.min(axis=axes, keepdims=True)
+        elif p == 0:
+            r = (x != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+        elif p == 1:
+            r = a.sum(axis=axes, keepdims=True)
+        elif p == 2:
+            r = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+        else:
+            r = (a**p).sum(axis=axes, keepdims=True) ** (1.0 / p)
+        ctx.save_for_backward(x, r)
+        ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
+        if keepdim:
+            return r
+        return r.reshape(()) if axes is None else r.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, r = ctx.saved_tensors
+        xp = get_array_module(g)
+        p = ctx.p
+        g = _expand_grad(g, x.shape, ctx.axes, ctx.keepdim)
+        zero = g.dtype.type(0)
+        if p == 0:
+            return xp.zeros_like(x)
+        if p in (float("inf"), float("-inf")):
+            a = xp.abs(x)
+            mask = ((a == r) | xp.isnan(a)).astype(g.dtype)
+            return xp.sign(x) * g * mask / mask.sum(axis=ctx.axes, keepdims=True)
+        if p == 1:
+            return xp.sign(x) * g
+        # where(·, 1, ·) first: 0 ** (p - 1) would warn of a division by zero
+        scale = xp.where(r == 0, zero, g / xp.where(r == 0, 1, r) ** (p - 1))
+        if p == 2:
+            return x * scale
+        a = xp.abs(x)
+        return xp.where(x == 0, zero, xp.sign(x) * xp.where(x == 0, 1, a) ** (p - 1) * scale)
+
+
+class CumSum(Function):
+    """y_i = x_1 + ... + x_i along an axis;  dx_i = g_i + ... + g_n (a reversed cumsum)."""
+
+    @staticmethod
+    def forward(ctx, x, *, axis, dtype):
+        ctx.axis = axis
+        return get_array_module(x).cumsum(x, axis=axis, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = get_array_module(g)
+        return xp.flip(xp.cumsum(xp.flip(g, ctx.axis), axis=ctx.axis), ctx.axis)
+
+
+class LogSumExp(Function):
+    """y = log Σ e^x (computed as m + log Σ e^(x - m), m the max);  dx = g · e^(x - y)"""
+
+    @staticmethod
+    def forward(ctx, x, *, axes, keepdim):
+        xp = get_array_module(x)
+        m = x.max(axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or inf) stays -inf (or inf)
+        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        if keepdim:
+            return y
+        return y.reshape(()) if axes is None else y.squeeze(axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        xp = get_array_module(g)
+        return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * xp.exp(x - y)
+
 def _shifted(x, dim: int):
     """x minus its max along ``dim`` (e^x then cannot overflow); an empty x as it is."""
     return x - x.max(axis=dim, keepdims=True) if x.size else x
@@ -256,16 +377,118 @@ def std(x: Tensor, dim=None, keepdim=False, unbiased=True, *, correction=None, a
     return Std.apply(x, axes=axes, keepdim=keepdim, ddof=ddof)
 
 
-def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "max")
-    axes = normalize_dims(dim, x.ndim, "max")
-    return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=True)
+def _check_not_empty(x: Tensor, axes, op: str) -> None:
+    reduced = x.shape if axes is None else [x.shape[a] for a in axes]
+    if 0 in reduced:
+        raise ValueError(f"{op} over an empty dimension (input shape {x.shape}, dim {axes})")
 
 
-def min(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:  # noqa: A001
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "min")
-    axes = normalize_dims(dim, x.ndim, "min")
-    return MaxMin.apply(x, axes=axes, keepdim=keepdim, largest=False)
+def amax(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+    """The largest values over ``dim`` (None: all; an int or a tuple). Values only; equal
+    maxima share the gradient evenly."""
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "amax")
+    return MaxMin.apply(x, axes=normalize_dims(dim, x.ndim, "amax"), keepdim=keepdim,
+                        largest=True)
+
+
+def amin(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None) -> Tensor:
+    """The smallest values over ``dim``; as ``amax``."""
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims, "amin")
+    return MaxMin.apply(x, axes=normalize_dims(dim, x.ndim, "amin"), keepdim=keepdim,
+                        largest=False)
+
+
+def _max_min(x: Tensor, dim, keepdim, axis, keepdims, largest: bool):
+    op, values_only = ("max", "amax") if largest else ("min", "amin")
+    if isinstance(dim, Tensor):  # tg.max(a, b): the elementwise maximum, as PyTorch
+        from .elementwise import maximum, minimum
+
+        return (maximum if largest else minimum)(x, dim)
+    dim = dim_alias(op, dim, axis)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: dim must be an int (for (values, indices)), got {dim!r}; "
+                        f"to reduce over several dims use {values_only}(dim={dim!r})")
+    dim, keepdim = _resolve(dim, keepdim, None, keepdims, op)
+    if dim is None:  # over every element: a tensor, ties sharing the gradient
+        return MaxMin.apply(x, axes=None, keepdim=keepdim, largest=largest)
+    pair = getattr(return_types, op)
+    if x.ndim == 0:  # dim 0 / -1 of a 0-d tensor: the value itself, index 0
+        normalize_dims(dim, 0, op)
+        values, indices = _max_min(x.reshape(1), 0, False, None, None, largest)
+        return pair(values, indices)
+    (axis_,) = normalize_dims(dim, x.ndim, op)
+    _check_not_empty(x, (axis_,), op)
+    return pair(*MaxMinDim.apply(x, axis=axis_, keepdim=keepdim, largest=largest))
+
+
+def max(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """As PyTorch: ``x.max()`` is the largest value (a tensor; equal maxima share the
+    gradient); ``x.max(dim)`` is the named tuple ``(values, indices)`` along that dim
+    (gradient to the index, the first of equal values); ``tg.max(a, b)`` is
+    ``tg.maximum(a, b)``. Several dims at once: ``amax``."""
+    return _max_min(x, dim, keepdim, axis, keepdims, largest=True)
+
+
+def min(x: Tensor, dim=None, keepdim=False, *, axis=None, keepdims=None):  # noqa: A001
+    """The smallest value, or ``(values, indices)`` along ``dim``; as ``max``."""
+    return _max_min(x, dim, keepdim, axis, keepdims, largest=False)
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim=False) -> Tensor:
+    """The p-norm over ``dim`` (None: every element, as one vector): ``p`` a number
+    (``inf``, ``-inf`` and 0 included) or ``'fro'`` (= 2, the Frobenius norm)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"norm needs a floating-point tensor, got dtype {x.dtype}")
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise ValueError(f"norm: p must be a number or 'fro', got {p!r} (the nuclear norm "
+                         f"'nuc' is not supported)")
+    dim, keepdim = _resolve(dim, keepdim, None, None, "norm")
+    axes = normalize_dims(dim, x.ndim, "norm")
+    return Norm.apply(x, p=float(p), axes=axes, keepdim=keepdim)
+
+
+def cumsum(x: Tensor, dim: int | None = None, *, dtype=None,
+           axis: int | None = None) -> Tensor:
+    """Running sums along ``dim``; integer and bool tensors give int64, as PyTorch."""
+    dim = dim_alias("cumsum", dim, axis)
+    if dim is None or not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"cumsum: dim must be an int, got {dim!r}")
+    if dtype is None and x.dtype.kind in "biu":
+        dtype = int64
+    if x.ndim == 0:
+        normalize_dims(dim, 0, "cumsum")
+        return cumsum(x.reshape(1), 0, dtype=dtype).reshape(())
+    (axis_,) = normalize_dims(dim, x.ndim, "cumsum")
+    return CumSum.apply(x, axis=axis_, dtype=None if dtype is None else np.dtype(dtype))
+
+
+def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
+    """log Σ exp(x) over ``dim`` (an int or a tuple), without overflow."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"logsumexp needs a floating-point tensor, got dtype {x.dtype}")
+    dim, keepdim = _resolve(dim, keepdim, None, None, "logsumexp")
+    axes = normalize_dims(dim, x.ndim, "logsumexp")
+    _check_not_empty(x, axes, "logsumexp")
+    return LogSumExp.apply(x, axes=axes, keepdim=keepdim)
+
+
+def _all_any(x: Tensor, dim, keepdim, op: str) -> Tensor:
+    """all/any: whether every / some element is nonzero; a bool tensor, no gradient."""
+    dim, keepdim = _resolve(dim, keepdim, None, None, op)
+    axes = normalize_dims(dim, x.ndim, op)
+    xp = get_array_module(x.data)
+    fn = xp.all if op == "all" else xp.any
+    return Tensor._make(xp.asarray(fn(x.data, axis=axes, keepdims=keepdim)), None)
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return _all_any(x, dim, keepdim, "all")
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return _all_any(x, dim, keepdim, "any")
 
 
 def _arg(x: Tensor, dim, keepdim, largest: bool, name: str) -> Tensor:
