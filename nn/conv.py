@@ -96,3 +96,33 @@ class Conv2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class ConvTranspose2d(Conv2d):
+    """The transposed convolution (the adjoint of a Conv2d, which upsamples by its
+    stride): weight (in_channels, out_channels / groups, k_h, k_w), output size
+    H' = (H − 1)·stride − 2·pad + dil·(k − 1) + output_padding + 1. PyTorch's signature
+    and initialisation (fan_in from the weight's second dimension, as PyTorch)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair, got "
+                             f"{padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)
+        self.output_padding = _pair(output_padding, "output_padding")
+        kh, kw = self.kernel_size
+        self.weight = new_parameter((in_channels, out_channels // groups, kh, kw), device, dtype)
+        self.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        return s

@@ -54,6 +54,17 @@ def wrap(t: Any) -> TracedArray:
     return t if isinstance(t, TracedArray) else TracedArray(unwrap(t))
 
 
+def apply(fn: type, *args: Any, **kwargs: Any) -> Any:
+    """Run Function ``fn`` inside another op's backward (conv2d's input gradient is
+    ``ConvTranspose2d``): recorded when the arguments are traced (create_graph), else
+    just its forward on the raw arrays."""
+    if any(isinstance(a, TracedArray) for a in args):
+        return TracedArray(fn.apply(*(unwrap(a) for a in args), **kwargs))
+    from .function import Context
+
+    return fn.forward(Context((), False), *args, **kwargs)
+
+
 class TracedArray:
     """A Tensor seen through NumPy's array API, for backward code under create_graph."""
 
@@ -269,8 +280,8 @@ class _TracedNumPy:
         raw = unwrap(a).data
         return TracedArray(Tensor._make(fill(backend.get_array_module(raw), raw), None))
 
-    def zeros_like(self, a, dtype=None):
-        return self._like(a, lambda xp, r: xp.zeros_like(r, dtype=dtype))
+    def zeros_like(self, a, dtype=None, shape=None):
+        return self._like(a, lambda xp, r: xp.zeros_like(r, dtype=dtype, shape=shape))
 
     def ones_like(self, a, dtype=None):
         return self._like(a, lambda xp, r: xp.ones_like(r, dtype=dtype))
@@ -315,6 +326,12 @@ class _TracedNumPy:
 
     def sign(self, a):  # piecewise constant: its derivative is 0
         return self._like(a, lambda xp, r: xp.sign(r))
+
+    def floor_divide(self, a, b):  # piecewise constant too
+        Tensor = _tensor_type()
+        b = unwrap(b)
+        b = b.data if isinstance(b, Tensor) else b
+        return self._like(a, lambda xp, r: xp.floor_divide(r, b))
 
     def isnan(self, a):
         return self._like(a, lambda xp, r: xp.isnan(r))

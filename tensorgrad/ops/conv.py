@@ -40,6 +40,7 @@ already a (C, H·W) matrix, and the convolution is a plain matmul.
 from __future__ import annotations
 
 from ..autograd import Function
+from ..autograd.traced import TracedArray, apply
 from ..backend import get_array_module
 from ..tensor import Tensor
 from .pad import pad, pad_array
@@ -142,80 +143,169 @@ def _is_pointwise(w_shape, stride: Pair, padding: Pair) -> bool:
 class Conv2d(Function):
     """y = conv2d(x, w) + b, by im2col and one (batched-over-groups) GEMM per chunk."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, w, b=None, *, stride, padding, dilation, groups):
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        g = groups
         ctx.save_for_backward(x, w)
         ctx.conf = (stride, padding, dilation, groups)
-        if _is_pointwise(w.shape, stride, padding):
-            # (g, O/g, C/g) @ (N, g, C/g, H·W) -> (N, g, O/g, H·W): already NCHW
-            w3 = w.reshape(g, o // g, cg)
-            y = (w3 @ x.reshape(n, g, cg, h * wd)).reshape(n, o, h, wd)
-        else:
-            y = _correlate(x, w, stride, padding, dilation, groups)
+        y = conv2d_array(x, w, stride, padding, dilation, groups)
         if b is not None:
-            y += b.reshape(1, o, 1, 1)
+            y += b.reshape(1, -1, 1, 1)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
-        stride, padding, dilation, g = ctx.conf
+        conf = dict(zip(("stride", "padding", "dilation", "groups"), ctx.conf))
         need_x, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
-        xp = get_array_module(gy)
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        _, _, ho, wo = gy.shape
-        k = cg * kh * kw
-        w3 = w.reshape(g, o // g, k)
-        gx = gw = gb = None
-        if need_b:
-            gb = gy.sum(axis=(0, 2, 3))
-        if _is_pointwise(w.shape, stride, padding):
-            # the gradients are written into arrays of w's and x's own shapes (through
-            # reshaped views), so that they can become .grad without a copy
-            gy4 = gy.reshape(n, g, o // g, h * wd)
-            x4 = x.reshape(n, g, cg, h * wd)
-            if need_w:  # one GEMM per image, summed over the batch
-                gw = xp.empty(w.shape, dtype=w.dtype)
-                (gy4 @ x4.transpose(0, 1, 3, 2)).sum(axis=0, out=gw.reshape(g, o // g, cg))
-            if need_x:
-                gx = xp.empty(x.shape, dtype=x.dtype)
-                xp.matmul(w3.transpose(0, 2, 1), gy4, out=gx.reshape(n, g, cg, h * wd))
+        gb = gy.sum(axis=(0, 2, 3)) if need_b else None
+        if isinstance(gy, TracedArray):
+            # create_graph: the same two gradients as recorded ops, each a Function whose
+            # forward is conv2d_gradients and whose backward is again a convolution
+            gx = apply(ConvTranspose2d, gy, w, output_size=x.shape, **conf) if need_x else None
+            gw = apply(Conv2dWeight, x, gy, weight_shape=w.shape, **conf) if need_w else None
             return gx, gw, gb
-        # with stride 1 both gradients come from the columns of dy (see the top); the
-        # padding of that correlation, d(k−1) − p, must not be negative. For dw alone
-        # (a first layer, whose input needs no gradient) the columns of x serve as well,
-        # and they are the smaller set when x has fewer channels than dy (an RGB image).
-        full = tuple(d * (kk - 1) - p for d, kk, p in zip(dilation, (kh, kw), padding))
-        if stride == (1, 1) and min(full) >= 0 and (need_x or o < c):
-            gx, gw = _stride1_gradients(x, w, gy, full, dilation, g, need_x, need_w)
-            return gx, gw, gb
-        if need_w:
-            gw = xp.zeros(w.shape, dtype=w.dtype)
-            gw3 = gw.reshape(g, o // g, k)
-        if need_x:
-            gx = xp.empty(x.shape, dtype=x.dtype)
-        for chunk in _batch_chunks(x.shape, (kh, kw), (ho, wo), x.dtype.itemsize):
-            # dy as (g, O/g, n·Ho·Wo), the layout of the forward GEMM's result
-            gy3 = xp.ascontiguousarray(gy[chunk].transpose(1, 0, 2, 3))
-            gy3 = gy3.reshape(g, o // g, -1)
-            cols = im2col(x[chunk], (kh, kw), stride, padding, dilation)  # recomputed
-            cols = cols.reshape(g, k, -1)
-            if need_w:
-                gw3 += gy3 @ cols.transpose(0, 2, 1)
-            if need_x:
-                # dcols has the columns' shape: write it over them (they are used up)
-                gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=cols)
-                gx[chunk] = col2im(gcols.reshape(c, kh, kw, -1, ho, wo),
-                                   x[chunk].shape, stride, padding, dilation)
+        gx, gw = conv2d_gradients(x, x.shape, w, w.shape, gy, need_x, need_w, **conf)
         return gx, gw, gb
 
 
-def _stride1_gradients(x, w, gy, full: Pair, dilation: Pair, groups: int,
-                       need_x: bool, need_w: bool):
+class ConvTranspose2d(Function):
+    """y = conv_transpose2d(u, w) + b: the adjoint of x ↦ conv2d(x, w), i.e. the input
+    gradient of a convolution as an op of its own (also a layer: it upsamples).
+    ``w`` (C_in, C_out/g, kh, kw) is the weight of the convolution it transposes, which
+    maps C_out channels to C_in. Its backward is that convolution (for u) and the
+    convolution's weight gradient with u in the role of dy (for w)."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, u, w, b=None, *, output_size, stride, padding, dilation, groups):
+        ctx.save_for_backward(u, w)
+        ctx.conf = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        y, _ = conv2d_gradients(None, tuple(output_size), w, w.shape, u, True, False,
+                                **ctx.conf)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        u, w = ctx.saved_tensors
+        need_u, need_w, need_b = (ctx.needs_input_grad + (False,))[:3]
+        gb = g.sum(axis=(0, 2, 3)) if need_b else None
+        ho, wo = u.shape[2:]
+        # (a convolution of g may have more outputs than u had inputs when the output
+        # was padded by output_padding: those see none of u)
+        gu = apply(Conv2d, g, w, **ctx.conf)[:, :, :ho, :wo] if need_u else None
+        gw = apply(Conv2dWeight, g, u, weight_shape=w.shape, **ctx.conf) if need_w else None
+        return gu, gw, gb
+
+
+
+class Conv2dWeight(Function):
+    """dw = the weight gradient of y = conv2d(x, w) for output gradient dy, as an op:
+    bilinear in (x, dy), so its backward is a transposed convolution of dy (for x) and
+    a convolution of x (for dy), both with the incoming gradient as the kernel."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, x, gy, *, weight_shape, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, gy)
+        ctx.conf = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        out = tuple(output_size(size, k, s, p, d) for size, k, s, p, d in zip(
+            x.shape[2:], weight_shape[2:], stride, padding, dilation))
+        if out != gy.shape[2:]:  # x is a transposed convolution's output_padding-ed input
+            xp = get_array_module(gy)
+            padded = xp.zeros(gy.shape[:2] + out, dtype=gy.dtype)
+            padded[:, :, :gy.shape[2], :gy.shape[3]] = gy
+            gy = padded  # the extra output positions get no gradient
+        return conv2d_gradients(x, x.shape, None, tuple(weight_shape), gy, False, True,
+                                **ctx.conf)[1]
+
+    @staticmethod
+    def backward(ctx, gw):
+        x, gy = ctx.saved_tensors
+        need_x, need_gy = ctx.needs_input_grad[:2]
+        gx = apply(ConvTranspose2d, gy, gw, output_size=x.shape, **ctx.conf) if need_x else None
+        ho, wo = gy.shape[2:]
+        ggy = apply(Conv2d, x, gw, **ctx.conf)[:, :, :ho, :wo] if need_gy else None
+        return gx, ggy
+
+
+def conv2d_array(x, w, stride: Pair, padding: Pair, dilation: Pair, groups: int):
+    """y = conv2d(x, w) on arrays: a matmul for 1×1 kernels, else im2col + GEMM."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    g = groups
+    if _is_pointwise(w.shape, stride, padding):
+        # (g, O/g, C/g) @ (N, g, C/g, H·W) -> (N, g, O/g, H·W): already NCHW
+        w3 = w.reshape(g, o // g, cg)
+        return (w3 @ x.reshape(n, g, cg, h * wd)).reshape(n, o, h, wd)
+    return _correlate(x, w, stride, padding, dilation, groups)
+
+
+def conv2d_gradients(x, x_shape: tuple, w, w_shape: tuple, gy, need_x: bool, need_w: bool, *,
+                     stride: Pair, padding: Pair, dilation: Pair, groups: int):
+    """(dx, dw) of y = conv2d(x, w) for the output gradient gy, on arrays: dx needs only
+    w (x may be None), dw only x (w may be None); both at once share their columns."""
+    g = groups
+    xp = get_array_module(gy)
+    n, c, h, wd = x_shape
+    o, cg, kh, kw = w_shape
+    _, _, ho, wo = gy.shape
+    k = cg * kh * kw
+    gx = gw = None
+    if _is_pointwise(w_shape, stride, padding):
+        # the gradients are written into arrays of w's and x's own shapes (through
+        # reshaped views), so that they can become .grad without a copy
+        gy4 = gy.reshape(n, g, o // g, h * wd)
+        if need_w:  # one GEMM per image, summed over the batch
+            x4 = x.reshape(n, g, cg, h * wd)
+            gw = xp.empty(w_shape, dtype=gy.dtype)
+            (gy4 @ x4.transpose(0, 1, 3, 2)).sum(axis=0, out=gw.reshape(g, o // g, cg))
+        if need_x:
+            gx = xp.empty(x_shape, dtype=gy.dtype)
+            xp.matmul(w.reshape(g, o // g, k).transpose(0, 2, 1), gy4,
+                      out=gx.reshape(n, g, cg, h * wd))
+        return gx, gw
+    # with stride 1 both gradients come from the columns of dy (see the top); the
+    # padding of that correlation, d(k−1) − p, must not be negative. For dw alone
+    # (a first layer, whose input needs no gradient) the columns of x serve as well,
+    # and they are the smaller set when x has fewer channels than dy (an RGB image).
+    full = tuple(d * (kk - 1) - p for d, kk, p in zip(dilation, (kh, kw), padding))
+    exact = (h, wd) == (ho + 2 * full[0] - dilation[0] * (kh - 1),
+                        wo + 2 * full[1] - dilation[1] * (kw - 1))  # no output_padding
+    if stride == (1, 1) and min(full) >= 0 and exact and (need_x or o < c):
+        return _stride1_gradients(x, x_shape, w, w_shape, gy, full, dilation, g, need_x,
+                                  need_w)
+    if need_w:
+        gw = xp.zeros(w_shape, dtype=gy.dtype)
+        gw3 = gw.reshape(g, o // g, k)
+    if need_x:
+        w3 = w.reshape(g, o // g, k)
+        gx = xp.empty(x_shape, dtype=gy.dtype)
+    for chunk in _batch_chunks(x_shape, (kh, kw), (ho, wo), gy.dtype.itemsize):
+        # dy as (g, O/g, n·Ho·Wo), the layout of the forward GEMM's result
+        gy3 = xp.ascontiguousarray(gy[chunk].transpose(1, 0, 2, 3))
+        gy3 = gy3.reshape(g, o // g, -1)
+        m = gy3.shape[-1] // (ho * wo)  # images in this chunk
+        if need_w:
+            cols = im2col(x[chunk], (kh, kw), stride, padding, dilation)  # recomputed
+            cols = cols.reshape(g, k, -1)
+            gw3 += gy3 @ cols.transpose(0, 2, 1)
+        if need_x:
+            # dcols has the columns' shape: written over them when they are used up
+            out = cols if need_w else xp.empty((g, k, gy3.shape[-1]), dtype=gy.dtype)
+            gcols = xp.matmul(w3.transpose(0, 2, 1), gy3, out=out)
+            gx[chunk] = col2im(gcols.reshape(c, kh, kw, -1, ho, wo),
+                               (m, c, h, wd), stride, padding, dilation)
+    return gx, gw
+
+
+def _stride1_gradients(x, x_shape: tuple, w, w_shape: tuple, gy, full: Pair, dilation: Pair,
+                       groups: int, need_x: bool, need_w: bool):
     """dx and dw of a stride-1 convolution from one set of columns: those of dy.
 
     The columns of dy padded by ``full`` = d(k−1) − p hold, at kernel offset (i', j')
@@ -230,12 +320,12 @@ def _stride1_gradients(x, w, gy, full: Pair, dilation: Pair, groups: int,
     one im2col of dy instead of that one plus rebuilding the columns of x.
     """
     xp = get_array_module(gy)
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
+    n, c, h, wd = x_shape
+    o, cg, kh, kw = w_shape
     g, kg = groups, (o // groups) * kh * kw
-    w_flip = _flipped(w, g).reshape(g, cg, kg)
-    gx = xp.empty(x.shape, dtype=x.dtype) if need_x else None
-    gw_flip = xp.zeros((g, cg, kg), dtype=w.dtype) if need_w else None
+    w_flip = _flipped(w, g).reshape(g, cg, kg) if need_x else None
+    gx = xp.empty(x_shape, dtype=gy.dtype) if need_x else None
+    gw_flip = xp.zeros((g, cg, kg), dtype=gy.dtype) if need_w else None
     for chunk in _batch_chunks(gy.shape, (kh, kw), (h, wd), gy.dtype.itemsize):
         cols = im2col(gy[chunk], (kh, kw), (1, 1), full, dilation).reshape(g, kg, -1)
         if need_x:
@@ -344,3 +434,54 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     if bias is None:
         return Conv2d.apply(x, weight, **conf)
     return Conv2d.apply(x, weight, bias, **conf)
+
+
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: int | Pair = 1, padding: int | Pair = 0,
+                     output_padding: int | Pair = 0, groups: int = 1,
+                     dilation: int | Pair = 1) -> Tensor:
+    """Transposed convolution of ``x`` (N, C_in, H, W) — or (C_in, H, W) — with ``weight``
+    (C_in, C_out/groups, kH, kW): the adjoint of ``conv2d`` with that weight, so
+    conv2d's input gradient. Output (N, C_out, H_out, W_out) with
+    H_out = (H − 1)·stride − 2·padding + dilation·(kH − 1) + output_padding + 1
+    (PyTorch's signature and semantics)."""
+    fn = "conv_transpose2d"
+    if isinstance(x, Tensor) and x.ndim == 3:
+        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
+                                groups, dilation).squeeze(0)
+    stride, padding = _pair(stride, "stride", fn), _pair(padding, "padding", fn)
+    dilation = _pair(dilation, "dilation", fn)
+    output_padding = _pair(output_padding, "output_padding", fn)
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(output_padding) < 0:
+        raise ValueError(f"{fn}: stride and dilation must be positive, padding and "
+                         f"output_padding non-negative (stride {stride}, dilation "
+                         f"{dilation}, padding {padding}, output_padding {output_padding})")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(f"{fn}: output_padding {output_padding} must be smaller than either "
+                         f"stride {stride} or dilation {dilation}")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"{fn}: expected a 4-D input and a 4-D weight (C_in, C_out/groups, "
+                         f"kH, kW), got shapes {tuple(x.shape)} and {tuple(weight.shape)}")
+    n, c, h, w = x.shape
+    cin, cg, kh, kw = weight.shape
+    shapes = f"(input {tuple(x.shape)}, weight {tuple(weight.shape)}, groups={groups})"
+    if cin != c or c % groups:
+        raise ValueError(f"{fn}: weight has {cin} input channels but input has {c}, or they "
+                         f"are not divisible by groups {shapes}")
+    if bias is not None and tuple(bias.shape) != (cg * groups,):
+        raise ValueError(f"{fn}: bias has shape {tuple(bias.shape)}, expected "
+                         f"({cg * groups},) {shapes}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{fn}: input has dtype {x.dtype} but {name} has dtype {t.dtype}")
+    out = tuple((size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size, s, p, d, k, op in
+                zip((h, w), stride, padding, dilation, (kh, kw), output_padding))
+    if min(out) < 1:
+        raise ValueError(f"{fn}: the output would be {out[0]}x{out[1]} {shapes}")
+    conf = dict(output_size=(n, cg * groups, *out), stride=stride, padding=padding,
+                dilation=dilation, groups=groups)
+    if bias is None:
+        return ConvTranspose2d.apply(x, weight, **conf)
+    return ConvTranspose2d.apply(x, weight, bias, **conf)
