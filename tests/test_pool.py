@@ -242,3 +242,23 @@ def test_matches_torch_when_available():
         y.backward(tg.tensor(gy))
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------ double backward
+
+
+@settings(max_examples=10)
+@given(p=pool2d_params(max_size=5, max_channels=2), seed=st.integers(0, 2**32 - 1))
+def test_pooling_double_backward(p, seed):
+    rng = np.random.default_rng(seed)
+    x = tg.tensor(rng.permutation(math.prod(p.input_shape)).reshape(p.input_shape) * 0.1
+                  + rng.uniform(0, 0.01, p.input_shape), requires_grad=True)  # no ties
+    # squared, so the second derivative also goes through the pooling itself
+    assert tg.gradgradcheck(lambda a: F.max_pool2d(a, **p.max_pool_kwargs) ** 2, [x])
+    assert tg.gradgradcheck(lambda a: F.avg_pool2d(a, **p.avg_pool_kwargs) ** 2, [x])
+
+
+@pytest.mark.parametrize("out", [(1, 1), (2, 3), (3, 2)])
+def test_adaptive_avg_pool_double_backward(out):
+    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True)
+    assert tg.gradgradcheck(lambda a: F.adaptive_avg_pool2d(a, out) ** 2, [x])

@@ -24,6 +24,7 @@ at that offset). So the loops here run over kernel offsets only, never over wind
 from __future__ import annotations
 
 from ..autograd import Function
+from ..autograd.traced import apply
 from ..backend import get_array_module
 from ..tensor import Tensor, _is_float
 from .conv import _pair
@@ -163,30 +164,75 @@ class MaxPool2d(Function):
         if wq > wo:  # crop the junk columns
             argmax = xp.ascontiguousarray(argmax[..., :wo])
             best = xp.ascontiguousarray(best[..., :wo])
-        ctx.save_for_backward(argmax)
+        ctx.argmax = argmax  # indices: a constant, also to a backward that is recorded
         ctx.geometry = (x.shape, kernel, stride, padding, out)
         return best
 
+    differentiable_backward = True
+
     @staticmethod
     def backward(ctx, gy):
-        (argmax,) = ctx.saved_tensors
-        shape, (kh, kw), (sh, sw), (ph, pw), (ho, wo) = ctx.geometry
+        return apply(MaxPool2dScatter, gy, argmax=ctx.argmax, geometry=ctx.geometry)
+
+
+def _argmax_targets(xp, argmax, geometry):
+    """Flat index, in the padded input buffer, of each output's argmax, and that
+    buffer's size (hp, wp): every window, and the whole input (when ceil_mode is off
+    the windows may stop short of its end)."""
+    shape, (kh, kw), (sh, sw), (ph, pw), (ho, wo) = geometry
+    h, w, m = shape[-2], shape[-1], argmax.size // (ho * wo)
+    hp, wp = max((ho - 1) * sh + kh, ph + h), max((wo - 1) * sw + kw, pw + w)
+    k = xp.arange(kh * kw, dtype=xp.int64)
+    step = (k // kw) * wp + k % kw  # flat distance of offset k from its window's corner
+    target = xp.take(step, argmax.reshape(m, ho, wo))
+    target += ((xp.arange(m, dtype=xp.int64) * hp)[:, None, None]
+               + (xp.arange(ho, dtype=xp.int64) * sh)[:, None]) * wp \
+        + xp.arange(wo, dtype=xp.int64) * sw
+    return target.reshape(-1), (hp, wp)
+
+
+class MaxPool2dScatter(Function):
+    """Max pooling's input gradient: dy sent to each window's argmax (overlapping windows
+    add up). Linear in dy, so its backward is the matching gather."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, gy, *, argmax, geometry):
+        ctx.argmax, ctx.geometry = argmax, geometry
         xp = get_array_module(gy)
-        h, w, m = shape[-2], shape[-1], gy.size // (ho * wo)
-        # padded buffer: every window, and the whole input (when ceil_mode is off the
-        # windows may stop short of its end)
-        hp, wp = max((ho - 1) * sh + kh, ph + h), max((wo - 1) * sw + kw, pw + w)
-        k = xp.arange(kh * kw, dtype=xp.int64)
-        step = (k // kw) * wp + k % kw  # flat distance of offset k from its window's corner
-        target = xp.take(step, argmax.reshape(m, ho, wo))
-        target += ((xp.arange(m, dtype=xp.int64) * hp)[:, None, None]
-                   + (xp.arange(ho, dtype=xp.int64) * sh)[:, None]) * wp \
-            + xp.arange(wo, dtype=xp.int64) * sw
+        shape, _, _, (ph, pw), _ = geometry
+        h, w = shape[-2:]
+        target, (hp, wp) = _argmax_targets(xp, argmax, geometry)
         gpad = xp.zeros(shape[:-2] + (hp, wp), dtype=gy.dtype)
-        xp.add.at(gpad.reshape(-1), target.reshape(-1), gy.reshape(-1))
+        xp.add.at(gpad.reshape(-1), target, gy.reshape(-1))
         if (hp, wp) == (h, w):  # no padding to cut: the buffer itself (it owns its memory)
             return gpad
         return xp.ascontiguousarray(gpad[..., ph:ph + h, pw:pw + w])
+
+    @staticmethod
+    def backward(ctx, g):
+        return apply(MaxPool2dGather, g, argmax=ctx.argmax, geometry=ctx.geometry)
+
+
+class MaxPool2dGather(Function):
+    """The adjoint of ``MaxPool2dScatter``: each output reads the input at its argmax."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, x, *, argmax, geometry):
+        ctx.argmax, ctx.geometry = argmax, geometry
+        xp = get_array_module(x)
+        shape, _, _, (ph, pw), (ho, wo) = geometry
+        h, w = shape[-2:]
+        target, (hp, wp) = _argmax_targets(xp, argmax, geometry)
+        xpad = pad_array(x, [(0, 0)] * (x.ndim - 2) + [(ph, hp - h - ph), (pw, wp - w - pw)], 0)
+        return xpad.reshape(-1)[target].reshape(shape[:-2] + (ho, wo))
+
+    @staticmethod
+    def backward(ctx, g):
+        return apply(MaxPool2dScatter, g, argmax=ctx.argmax, geometry=ctx.geometry)
 
 
 class AvgPool2d(Function):
@@ -211,15 +257,31 @@ class AvgPool2d(Function):
                 start, end = xp.maximum(start, 0), xp.minimum(end, size)
             counts.append(end - start)
         divisor = (counts[0][:, None] * counts[1][None, :]).astype(x.dtype)
-        ctx.save_for_backward(divisor)
+        ctx.divisor = divisor  # from the geometry alone: a constant
         ctx.geometry = (x.shape, widths, kernel, stride, out)
+        ctx.conf = dict(kernel=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                        count_include_pad=count_include_pad)
         total /= divisor
         return total
 
+    differentiable_backward = True
+
     @staticmethod
     def backward(ctx, gy):
-        (divisor,) = ctx.saved_tensors
-        shape, widths, kernel, stride, out = ctx.geometry
+        return apply(AvgPool2dScatter, gy, divisor=ctx.divisor, geometry=ctx.geometry,
+                     conf=ctx.conf)
+
+
+class AvgPool2dScatter(Function):
+    """Average pooling's input gradient: dy / divisor added back into every window. Its
+    adjoint, hence its backward, is average pooling itself."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, gy, *, divisor, geometry, conf):
+        ctx.conf = conf
+        shape, widths, kernel, stride, out = geometry
         xp = get_array_module(gy)
         padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
         gpad = xp.zeros(padded, dtype=gy.dtype)
@@ -227,6 +289,10 @@ class AvgPool2d(Function):
         for _, index in _windows(kernel, stride, out):
             gpad[index] += share
         return _unpad(gpad, widths)
+
+    @staticmethod
+    def backward(ctx, g):
+        return apply(AvgPool2d, g, **ctx.conf)
 
 
 def _averaging_matrix(xp, size: int, out: int, dtype):
@@ -240,7 +306,10 @@ def _averaging_matrix(xp, size: int, out: int, dtype):
 
 
 class AdaptiveAvgPool2d(Function):
-    """y = A_h x A_wᵀ; dx = A_hᵀ dy A_w (or a block mean when the windows tile x)."""
+    """y = A_h x A_wᵀ; dx = A_hᵀ dy A_w (or a block mean when the windows tile x).
+    The backward is linear in dy with constant A's, so it records as it is."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, out):
