@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tensorgrad as tg
@@ -415,3 +415,35 @@ def test_against_torch():
             np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(rm.numpy(), trm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(rv.numpy(), trv.numpy(), rtol=1e-12)
+
+
+# ------------------------------------------------------------ double backward
+# The fused Normalize/LRN backwards stay array code; create_graph differentiates the
+# ops' definitions as tensor ops (Function.composite). Checked against finite differences.
+
+
+@settings(max_examples=4)
+@given(data=st.data())
+def test_normalization_double_backward(data):
+    n = 2
+    c = data.draw(st.sampled_from([2, 4]))
+    spatial = data.draw(st.sampled_from([(), (3,), (1, 2)]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = tg.tensor(rng.standard_normal((n, c) + spatial), requires_grad=True)
+    w = tg.tensor(rng.standard_normal(c), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(c), requires_grad=True)
+    rm, rv = tg.zeros(c, dtype=tg.float64), tg.ones(c, dtype=tg.float64) * 1.5
+    square = lambda y: y * y  # noqa: E731 - so that second derivatives reach every input
+    assert tg.gradgradcheck(
+        lambda a, g, h: square(F.batch_norm(a, rm, rv, g, h, training=True)), [x, w, b])
+    assert tg.gradgradcheck(
+        lambda a, g, h: square(F.batch_norm(a, rm, rv, g, h, training=False)), [x, w, b])
+    assert tg.gradgradcheck(lambda a, g, h: square(F.group_norm(a, 2, g, h)), [x, w, b])
+    lw = tg.tensor(rng.standard_normal(x.shape[1:]), requires_grad=True)
+    assert tg.gradgradcheck(lambda a, g: square(F.layer_norm(a, x.shape[1:], g, g * 0.5)),
+                            [x, lw])
+    if spatial:
+        assert tg.gradgradcheck(lambda a, g, h: square(F.instance_norm(a, weight=g, bias=h)),
+                                [x, w, b])
+        assert tg.gradgradcheck(lambda a: F.local_response_norm(a, 3, alpha=0.5, k=2.0),
+                                [x])

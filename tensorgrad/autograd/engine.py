@@ -239,6 +239,8 @@ def _call_backward_traced(node: Node, out_grads: list) -> tuple:
     fn = node.function
     if getattr(fn.backward, "once_differentiable", False):
         return _once_differentiable(node, out_grads)
+    if fn.composite is not None and not fn.differentiable_backward:
+        return _composite_backward(node, out_grads)
     if not fn.differentiable_backward:
         raise RuntimeError(
             f"create_graph=True reached {node.name()}, whose backward works on raw arrays "
@@ -259,6 +261,28 @@ def _call_backward_traced(node: Node, out_grads: list) -> tuple:
     finally:
         node.ctx._trace = None
     return tuple(None if g is None else traced.wrap(g) for g in result)
+
+
+def _composite_backward(node: Node, out_grads: list) -> tuple:
+    """A fused op under create_graph: its forward is run again as the composition of
+    tensor ops it stands for (``Function.composite``), and that is differentiated."""
+    from ..tensor import Tensor
+    from .api import grad
+
+    node.ctx.saved_tensors  # noqa: B018 - the inputs must not have changed since
+    wrt = [t for t, e in zip(node.inputs, node.edges) if e is not None]
+    with enable_grad():
+        outs = node.function.composite(*node.inputs, **node.ctx._kwargs)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        pairs = [(o, g) for o, g in zip(outs, out_grads)
+                 if g is not None and isinstance(o, Tensor) and o.requires_grad]
+        grads = iter(grad([o for o, _ in pairs], wrt, [g.t for _, g in pairs],
+                          create_graph=True, allow_unused=True)) if pairs else iter(())
+    result = []
+    for e in node.edges:
+        g = next(grads, None) if e is not None else None
+        result.append(None if g is None else traced.wrap(g))
+    return tuple(result)
 
 
 def _once_differentiable(node: Node, out_grads: list) -> tuple:

@@ -220,6 +220,10 @@ class Function:
     """
 
     differentiable_backward = False
+    # A fused op may give instead ``composite(*inputs, **kwargs)``: its forward written
+    # with differentiable tensor ops. create_graph then differentiates that (it is the
+    # op's definition), so the fused backward stays array code.
+    composite = None
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
@@ -239,6 +243,8 @@ class Function:
         recording = is_grad_enabled() and any(needs)
         ctx = Context(needs, recording)
         ctx._fn_name = cls.__name__
+        if recording and cls.composite is not None:
+            ctx._kwargs = kwargs
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
 
         if observers:

@@ -108,6 +108,22 @@ class Normalize(Function):
         return y.reshape(x.shape)
 
     @staticmethod
+    def composite(x, weight, bias, *, view, axes, param_shape, eps, mean=None, var=None,
+                  running=None):
+        """The forward's definition as tensor ops, which create_graph differentiates
+        (the running statistics were updated by the forward, not again here)."""
+        xv = x.reshape(view)
+        if mean is None:
+            mean = xv.mean(dim=axes, keepdim=True)
+            var = ((xv - mean) * (xv - mean)).mean(dim=axes, keepdim=True)
+        y = (xv - mean) / (var + eps) ** 0.5
+        if weight is not None:
+            y = y * weight.reshape(param_shape)
+        if bias is not None:
+            y = y + bias.reshape(param_shape)
+        return y.reshape(x.shape)
+
+    @staticmethod
     def backward(ctx, g):
         x, mu, s, weight = ctx.saved_tensors
         g, x = g.reshape(ctx.view), x.reshape(ctx.view)
@@ -213,6 +229,21 @@ class LocalResponseNorm(Function):
         gx = g * scale
         gx -= back
         return gx
+
+    @staticmethod
+    def composite(x, *, size, alpha, beta, k):
+        """The forward as tensor ops, for create_graph: a zero-padded window sum of x²
+        over the channels, one slice per offset."""
+        from .pad import pad
+
+        c, before, after = x.shape[1], size // 2, (size - 1) // 2
+        sq = (x * x).reshape(x.shape[0], c, -1)
+        padded = pad(sq, (0, 0, before, after))
+        total = padded[:, 0:c]
+        for offset in range(1, before + after + 1):
+            total = total + padded[:, offset:offset + c]
+        d = total.reshape(x.shape) * (alpha / size) + k
+        return x * d ** -beta
 
 
 def _window_sum(a, before: int, after: int):
