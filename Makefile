@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test train lint bench clean
+.PHONY: test train lint bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_model.py
+
+# On a GPU machine: the machine's own python3 with the checkout on PYTHONPATH (no venv,
+# nothing installed); 5 minutes; results in $(OUT)/summary.md. PART=suite|bench|train
+# reruns one part. Without a usable GPU it says so in one line and exits 0.
+GPU_PYTHON ?= python3
+PART ?= all
+OUT ?= gpu-check
+gpu-check:
+	@PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_PYTHON) benchmarks/gpu_check.py --part "$(PART)" --out "$(OUT)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

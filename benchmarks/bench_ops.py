@@ -1,6 +1,7 @@
-"""Convolution, pooling and batch-norm ops side by side with PyTorch on the CPU.
+"""Convolution, pooling and batch-norm ops side by side with PyTorch on the CPU (or a GPU).
 
     python benchmarks/bench_ops.py [--repeat 7] [--threads=N] [--quick] [--only TEXT]
+                                   [--device cuda]
 
 Each row is one op's forward + backward on a layer of a classic CNN, in the same
 process for both frameworks, alternating in ``--repeat`` short blocks (so both see the
@@ -10,6 +11,9 @@ of one convolution forward + backward is measured in fresh subprocesses (the gro
 the peak resident set, VmHWM, or ``ru_maxrss`` where /proc is missing, over a baseline
 taken after the inputs exist), once per framework.
 Prints a Markdown table of medians and ratios tensorgrad / torch (target: ≤ 2×).
+With ``--device cuda`` both run on the GPU, each step ends with its library's
+``synchronize`` (GPU calls return before the work is done), and peak memory is each
+library's ``max_memory_allocated`` over one conv forward + backward.
 Needs PyTorch; without it, says so and exits 0.
 """
 
@@ -79,18 +83,39 @@ def paired_median_ms(step_a, step_b, repeat: int, per_block: int = 2
             float(np.median(ratios)))
 
 
-def conv_cases(torch, layers):
-    """(name, tensorgrad step, torch step) for conv forward + backward."""
+def synced(step, sync):
+    """``step`` then ``sync`` (a GPU library's synchronize; None on the CPU)."""
+    if sync is None:
+        return step
+
+    def run():
+        step()
+        sync()
+    return run
+
+
+def _pt(torch, a, device: str, grad: bool = False):
+    """NumPy array ``a`` as a torch tensor on ``device``; None without torch."""
+    if torch is None:
+        return None
+    t = torch.from_numpy(a).to(device)
+    return t.requires_grad_() if grad else t
+
+
+def conv_cases(torch, layers, device: str = "cpu"):
+    """(name, tensorgrad step, torch step) for conv forward + backward on ``device``.
+    With ``torch=None`` the torch step is None: the tensorgrad side alone."""
     rng = np.random.default_rng(0)
     for name, n, c, h, o, k, s, p in layers:
         x = rng.standard_normal((n, c, h, h), dtype=np.float32)
         w = rng.standard_normal((o, c, k, k), dtype=np.float32) * 0.05
         ho = (h + 2 * p - k) // s + 1
         g = rng.standard_normal((n, o, ho, ho), dtype=np.float32)
-        tx, tw, tgrad = tg.tensor(x, requires_grad=True), tg.tensor(w, requires_grad=True), g
-        px = torch.from_numpy(x).requires_grad_()
-        pw = torch.from_numpy(w).requires_grad_()
-        pg = torch.from_numpy(g)
+        tx = tg.tensor(x, requires_grad=True, device=device)
+        tw = tg.tensor(w, requires_grad=True, device=device)
+        tgrad = tg.tensor(g, device=device)
+        px, pw = _pt(torch, x, device, grad=True), _pt(torch, w, device, grad=True)
+        pg = _pt(torch, g, device)
 
         def tg_step(tx=tx, tw=tw, s=s, p=p, tgrad=tgrad):
             tx.grad = tw.grad = None
@@ -100,17 +125,18 @@ def conv_cases(torch, layers):
             px.grad = pw.grad = None
             torch.nn.functional.conv2d(px, pw, stride=s, padding=p).backward(pg)
 
-        yield f"conv2d {name}", tg_step, torch_step
+        yield f"conv2d {name}", tg_step, torch_step if torch is not None else None
 
 
-def other_cases(torch):
+def other_cases(torch, device: str = "cpu"):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 64, 112, 112), dtype=np.float32)
     g = rng.standard_normal((4, 64, 56, 56), dtype=np.float32)
-    tx, px = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
-    pg = torch.from_numpy(g)
+    tx = tg.tensor(x, requires_grad=True, device=device)
+    px = _pt(torch, x, device, grad=True)
+    tgrad, pg = tg.tensor(g, device=device), _pt(torch, g, device)
 
-    def tg_pool(tx=tx, g=g):
+    def tg_pool(tx=tx, g=tgrad):
         tx.grad = None
         F.max_pool2d(tx, 3, 2, 1).backward(g)
 
@@ -118,14 +144,15 @@ def other_cases(torch):
         px.grad = None
         torch.nn.functional.max_pool2d(px, 3, 2, 1).backward(pg)
 
-    yield "max_pool2d 3x3/2 pad 1, 64@112² b4", tg_pool, torch_pool
+    yield "max_pool2d 3x3/2 pad 1, 64@112² b4", tg_pool, torch_pool if torch else None
 
     x = rng.standard_normal((32, 512, 4, 4), dtype=np.float32)
     g = rng.standard_normal((32, 512, 1, 1), dtype=np.float32)
-    tx2, px2, pg2 = tg.tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_(), \
-        torch.from_numpy(g)
+    tx2 = tg.tensor(x, requires_grad=True, device=device)
+    px2 = _pt(torch, x, device, grad=True)
+    tg2, pg2 = tg.tensor(g, device=device), _pt(torch, g, device)
 
-    def tg_gap(g=g):
+    def tg_gap(g=tg2):
         tx2.grad = None
         F.adaptive_avg_pool2d(tx2, 1).backward(g)
 
@@ -133,7 +160,7 @@ def other_cases(torch):
         px2.grad = None
         torch.nn.functional.adaptive_avg_pool2d(px2, 1).backward(pg2)
 
-    yield "adaptive_avg_pool2d →1, 512@4² b32", tg_gap, torch_gap
+    yield "adaptive_avg_pool2d →1, 512@4² b32", tg_gap, torch_gap if torch else None
 
     if not hasattr(F, "batch_norm"):
         print("(tg.functional.batch_norm not found: batch_norm rows skipped)")
@@ -141,14 +168,16 @@ def other_cases(torch):
     for n, c, h in ((32, 64, 32), (4, 256, 56)):
         x = rng.standard_normal((n, c, h, h), dtype=np.float32)
         g = rng.standard_normal((n, c, h, h), dtype=np.float32)
-        tx = tg.tensor(x, requires_grad=True)
-        tw = tg.ones(c, requires_grad=True)
-        tb = tg.zeros(c, requires_grad=True)
-        trm, trv = tg.zeros(c), tg.ones(c)
-        px = torch.from_numpy(x).requires_grad_()
-        pw = torch.ones(c, requires_grad=True)
-        pb = torch.zeros(c, requires_grad=True)
-        prm, prv, pg = torch.zeros(c), torch.ones(c), torch.from_numpy(g)
+        tx = tg.tensor(x, requires_grad=True, device=device)
+        tw = tg.ones(c, requires_grad=True, device=device)
+        tb = tg.zeros(c, requires_grad=True, device=device)
+        trm, trv = tg.zeros(c, device=device), tg.ones(c, device=device)
+        ones, zeros = np.ones(c, np.float32), np.zeros(c, np.float32)
+        px = _pt(torch, x, device, grad=True)
+        pw, pb = _pt(torch, ones, device, grad=True), _pt(torch, zeros, device, grad=True)
+        prm, prv = _pt(torch, zeros.copy(), device), _pt(torch, ones.copy(), device)
+        pg = _pt(torch, g, device)
+        g = tg.tensor(g, device=device)
 
         def tg_bn(tx=tx, tw=tw, tb=tb, trm=trm, trv=trv, g=g):
             tx.grad = tw.grad = tb.grad = None
@@ -158,7 +187,7 @@ def other_cases(torch):
             px.grad = pw.grad = pb.grad = None
             torch.nn.functional.batch_norm(px, prm, prv, pw, pb, training=True).backward(pg)
 
-        yield f"batch_norm train {c}@{h}² b{n}", tg_bn, torch_bn
+        yield f"batch_norm train {c}@{h}² b{n}", tg_bn, torch_bn if torch else None
 
 
 # ---------------------------------------------------------------- peak memory
@@ -197,6 +226,17 @@ print((peak_kib() - base) / 1024)  # KiB -> MiB
 """
 
 
+def gpu_peak_mib(step, cuda) -> float:
+    """Growth of the peak GPU memory over one call of ``step``, in MiB. ``cuda`` is
+    ``tg.cuda`` or ``torch.cuda``: the same four functions, with the same names."""
+    cuda.synchronize()
+    cuda.reset_peak_memory_stats()
+    base = cuda.memory_allocated()
+    step()
+    cuda.synchronize()
+    return (cuda.max_memory_allocated() - base) / 2**20
+
+
 def peak_memory_mb(framework: str, layer) -> float:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = _MEMORY_CHILD.format(root=root, threads=THREADS)
@@ -215,6 +255,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--quick", action="store_true", help="a few rows, for a smoke test")
     parser.add_argument("--only", default="", help="only the rows whose name contains TEXT")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda: where both libraries run")
     args = parser.parse_args()
     try:
         import torch
@@ -222,20 +263,39 @@ def main() -> int:
         print("PyTorch is not installed: nothing to compare with (pip install torch).")
         return 0
     torch.set_num_threads(THREADS)
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu and not (tg.cuda.is_available() and torch.cuda.is_available()):
+        print(f"--device {args.device}: no GPU usable by both libraries "
+              f"({tg.cuda.unavailable_reason() or 'torch.cuda.is_available() is False'})")
+        return 0
     layers = CONV_LAYERS[:2] if args.quick else CONV_LAYERS
-    print(f"# ops, CPU: {platform.processor() or platform.machine()}, {THREADS} threads, "
-          f"numpy {np.__version__}, torch {torch.__version__}, {args.repeat} blocks\n")
+    where = (torch.cuda.get_device_name() if on_gpu
+             else f"CPU: {platform.processor() or platform.machine()}, {THREADS} threads")
+    print(f"# ops, {where}, numpy {np.__version__}, torch {torch.__version__}, "
+          f"{args.repeat} blocks\n")
     print("| op (forward + backward) | tensorgrad ms | torch ms | ratio |")
     print("|---|---:|---:|---:|")
-    # memory first: the child processes are forked from this one, still small now
-    memory = [(layer[0], peak_memory_mb("tensorgrad", layer), peak_memory_mb("torch", layer))
-              for layer in MEMORY_LAYERS[: 1 if args.quick else None]
-              if args.only in f"conv2d {layer[0]}"]
-    cases = list(conv_cases(torch, layers)) + ([] if args.quick else list(other_cases(torch)))
+    memory_layers = [layer for layer in MEMORY_LAYERS[: 1 if args.quick else None]
+                     if args.only in f"conv2d {layer[0]}"]
+    if on_gpu:  # each library's own allocator statistics, in this process
+        memory = []
+        for layer in memory_layers:
+            (_, tg_step, torch_step), = conv_cases(torch, [layer], args.device)
+            memory.append((layer[0], gpu_peak_mib(tg_step, tg.cuda),
+                           gpu_peak_mib(torch_step, torch.cuda)))
+    else:  # memory first: the child processes are forked from this one, still small now
+        memory = [(layer[0], peak_memory_mb("tensorgrad", layer),
+                   peak_memory_mb("torch", layer)) for layer in memory_layers]
+    cases = list(conv_cases(torch, layers, args.device))
+    if not args.quick:
+        cases += list(other_cases(torch, args.device))
+    tg_sync = tg.cuda.synchronize if on_gpu else None
+    torch_sync = torch.cuda.synchronize if on_gpu else None
     for name, tg_step, torch_step in cases:
         if args.only not in name:
             continue
-        t_tg, t_torch, ratio = paired_median_ms(tg_step, torch_step, args.repeat)
+        t_tg, t_torch, ratio = paired_median_ms(synced(tg_step, tg_sync),
+                                                synced(torch_step, torch_sync), args.repeat)
         print(f"| {name} | {t_tg:.2f} | {t_torch:.2f} | {ratio:.2f}× |", flush=True)
     print("\n| peak memory, one conv forward + backward | tensorgrad MiB | torch MiB | ratio |")
     print("|---|---:|---:|---:|")

@@ -1,6 +1,6 @@
 """Add your own differentiable op: Swish (SiLU) as a ``tg.Function``, then check it.
 
-The lecture (LECTURE.md, "Components and normalization") builds every CNN from a few
+The lecture (docs/lecture.md, "Components and Assignment 3") builds every CNN from a few
 components: convolution, pooling, fully-connected layers, activation functions and
 normalization. In tensorgrad each of them is a ``tg.Function`` — a forward and a
 backward on raw NumPy/CuPy arrays. This script writes one more activation in that

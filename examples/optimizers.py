@@ -1,7 +1,7 @@
 """SGD, SGD+Momentum, RMSprop and Adam on the same network and the same batches.
 
-The update rules of the lecture's Assignment 3 (LECTURE.md, "Components and
-normalization"), side by side. Every optimizer starts from the same initial weights
+The update rules of the lecture's Assignment 3 (docs/lecture.md, "Components and
+Assignment 3"), side by side. Every optimizer starts from the same initial weights
 and sees the same batches in the same order, so the curves differ only by the rule:
 
     SGD            w ← w − lr · g

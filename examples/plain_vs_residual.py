@@ -1,7 +1,7 @@
 """The lecture's degradation experiment: deeper plain nets train *worse*; residual nets don't.
 
-LECTURE.md, "ResNet (He et al. 2016)": "a plain 56-layer net has higher training *and*
-test error than a 20-layer one: an optimization problem, not overfitting". The fix
+The lecture's ResNet section (docs/lecture.md): a plain 56-layer net has higher training
+*and* test error than a 20-layer one: an optimization problem, not overfitting. The fix
 is the residual block F(x) + x, whose zero weights give the identity. This script
 reruns that comparison (the paper's Fig. 6, on 8×8 digits instead of CIFAR-10 so it
 fits in minutes on a CPU): CIFAR-style plain and residual nets of two depths (6n + 2

@@ -5,7 +5,7 @@
         --epochs 160 --batch-size 128 --lr 0.1 --weight-decay 1e-4 --scheduler cosine
 
 The defaults train the CIFAR-style residual network of the lecture's ResNet section
-(LECTURE.md; He et al. 2016 §4.2: three stages of 16/32/64 channels, global average
+(docs/lecture.md; He et al. 2016 §4.2: three stages of 16/32/64 channels, global average
 pooling, one FC) with SGD + momentum on scikit-learn's bundled 8×8 digits, so they
 need no download. Into ``--out DIR`` the run writes:
 
@@ -69,6 +69,9 @@ DATASETS = {  # name -> (class in tg.data, needs --data-dir)
 }
 NUM_CLASSES = 10  # all four data sets have ten classes
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+# --lr when none is given: SGD + momentum trains these nets at 0.1; the adaptive methods
+# divide by a running RMS of the gradient and diverge at that rate, 1e-3 is their usual one
+DEFAULT_LR = {"sgd": 0.1, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 SCHEDULERS = ("none", "step", "cosine")
 
 
@@ -90,12 +93,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZERS))
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: " + ", ".join(
+                       f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--scheduler", default="cosine", help=" | ".join(SCHEDULERS))
     p.add_argument("--image-size", type=int, default=None,
-                   help="resize images to this size (nearest); default: the data set's own")
+                   help="resize (nearest, up or down) the images to this size × size; "
+                        "default: the data set's own (8 for digits, 28 for MNIST, 32 for "
+                        "CIFAR-10); ImageNet models need at least 32")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random crops (and flips for CIFAR-10) while training")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -120,8 +127,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, "
                              f"got {getattr(args, name)}")
+    if args.lr is None:
+        args.lr = DEFAULT_LR[args.optimizer]
     if args.lr <= 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
+    if args.image_size is not None and args.image_size < 1:
+        raise UsageError(f"--image-size must be at least 1, got {args.image_size}")
     needs_dir = DATASETS[args.dataset][1]
     if needs_dir and args.data_dir is None:
         raise UsageError(f"--dataset {args.dataset} needs --data-dir (a folder with its files)")
@@ -196,6 +207,36 @@ def load_data(args):
     normalize = [data.Normalize(mean.tolist(), std.tolist())]
     return (train_set, data.Compose(resize + augment + normalize),
             test_set, data.Compose(resize + normalize), in_channels)
+
+
+def check_input_size(model, x, args, device: str) -> None:
+    """Fail at once, in one line, if the model cannot take the images (an ImageNet net's
+    pooling stages shrink 8×8 digits to nothing), naming ``--image-size`` and a size
+    that works. ``x`` is one transformed test image; the probe runs in eval mode under
+    no_grad, so it changes no state and draws no random numbers."""
+    error = _forward_error(model, x.to(device))
+    if error is None:
+        return
+    size = x.shape[-1]
+    fits = next((s for s in (32, 64, 128, 224) if s > size
+                 and _forward_error(model, Resize(s)(x).to(device)) is None), None)
+    hint = f"e.g. --image-size {fits}" if fits else "a larger --image-size"
+    raise UsageError(f"--model {args.model} does not fit {size}×{size} images ({error}); "
+                     f"resize them with {hint}")
+
+
+def _forward_error(model, x) -> str | None:
+    """The first line of the error a forward pass on ``x`` raises, or None."""
+    training = model.training
+    model.eval()
+    try:
+        with tg.no_grad():
+            model(x)
+    except (ValueError, RuntimeError, IndexError) as e:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    finally:
+        model.train(training)
+    return None
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -335,6 +376,11 @@ def resume_from(path: Path, args, model, optimizer, scheduler, device) -> dict:
     if ckpt.get("dataset") != args.dataset:
         raise UsageError(f"checkpoint {path} was trained on {ckpt.get('dataset')!r}, "
                          f"not {args.dataset!r}")
+    saved = _saved_args(ckpt).get("optimizer", args.optimizer)
+    if saved != args.optimizer:  # its state (momenta, moment estimates) fits only its own kind
+        raise UsageError(f"checkpoint {path} was trained with --optimizer {saved}, not "
+                         f"{args.optimizer}; resume with --optimizer {saved}, or start a new "
+                         f"run in another --out")
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -347,6 +393,15 @@ def resume_from(path: Path, args, model, optimizer, scheduler, device) -> dict:
     return ckpt
 
 
+def _saved_args(ckpt: dict) -> dict:
+    """The command-line arguments a checkpoint was written with (empty if unreadable)."""
+    try:
+        saved = json.loads(ckpt.get("args", "{}"))
+    except (TypeError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
 def run(args) -> dict:
     device = pick_device(args.device)
     train_set, train_transform, test_set, test_transform, in_channels = load_data(args)
@@ -357,6 +412,7 @@ def run(args) -> dict:
     tg.manual_seed(args.seed)
     model = getattr(models, args.model)(num_classes=NUM_CLASSES, in_channels=in_channels)
     model.to(device)
+    check_input_size(model, test_transform(test_set.get_batch(np.arange(1))[0]), args, device)
     optimizer = make_optimizer(args, model.parameters())
     scheduler = make_scheduler(args, optimizer)
     # the loader augments in a background thread, one batch ahead of the model

@@ -123,7 +123,8 @@ class Module:
         if self.__dict__.get("_backward_hooks") and tg.is_grad_enabled():
             backward_hook = BackwardHook(self, list(self._backward_hooks.values()))
             args = backward_hook.setup_inputs(args)
-        output = self.forward(*args, **kwargs)
+        with tg.anomaly.module_scope(self):  # so detect_anomaly can name the module
+            output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
             if result is not None:

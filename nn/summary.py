@@ -70,6 +70,18 @@ def _first_tensor(value: Any) -> Tensor | None:
     return None
 
 
+def _without_batch(size: tuple, batch_dim: int) -> tuple:
+    """An input size that includes the batch at ``batch_dim`` (only 0: layers see batch
+    first), without it."""
+    if isinstance(batch_dim, bool) or batch_dim != 0:
+        raise ValueError(f"summary: batch_dim must be None (input_size excludes the batch) or "
+                         f"0 (it starts with the batch), got {batch_dim!r}")
+    if not size or isinstance(size[0], bool) or not isinstance(size[0], int) or size[0] < 1:
+        raise ValueError(f"summary: with batch_dim=0, input_size starts with the batch size "
+                         f"(at least 1), got {size}")
+    return size[1:]
+
+
 class Summary:
     """The table: ``rows`` (list of dicts), totals, and ``str()`` for printing."""
 
@@ -107,18 +119,22 @@ class Summary:
 
 
 def summary(model: Module, input_size: Sequence[int] | Sequence[Sequence[int]],
-            dtype=None, device=None) -> Summary:
+            dtype=None, device=None, *, batch_dim: int | None = None) -> Summary:
     """Run ``model`` once on zeros of shape (1, *input_size) and tabulate its leaf layers.
 
-    ``input_size`` excludes the batch; pass a list of sizes for a model with several
-    inputs. The model's training flags are restored afterwards and nothing else changes
-    (eval mode, so BatchNorm running statistics are not touched).
+    ``input_size`` excludes the batch, unless ``batch_dim=0`` (torchinfo's keyword) says
+    that it starts with one: ``summary(model, (1, 3, 224, 224), batch_dim=0)``. Either
+    way the rows are per image (the forward runs on a batch of 1). Pass a list of sizes
+    for a model with several inputs. The model's training flags are restored afterwards
+    and nothing else changes (eval mode, so BatchNorm running statistics are not touched).
     """
     sizes = list(input_size)
     if sizes and isinstance(sizes[0], (tuple, list)):
         sizes = [tuple(s) for s in sizes]
     else:
         sizes = [tuple(sizes)]
+    if batch_dim is not None:
+        sizes = [_without_batch(s, batch_dim) for s in sizes]
     if device is None:
         first = next(model.parameters(), None)
         device = first.device if first is not None else "cpu"

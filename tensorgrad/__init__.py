@@ -5,7 +5,7 @@
     (x * x).sum().backward()      # x.grad == 2x
 """
 
-from . import backends, cuda, data, functional, host_memory, profiler, viz
+from . import backends, cuda, data, distributed, functional, host_memory, profiler, viz
 from .anomaly import detect_anomaly
 from .autograd import Context, Function, enable_grad, is_grad_enabled, no_grad
 from .autograd.grad_mode import inference_mode, set_grad_enabled
@@ -113,17 +113,18 @@ __all__ = [
     "Context", "Device", "Function", "GradcheckError", "Tensor", "arange", "backends", "bool",
     "cat",
     "detect_anomaly", "host_memory", "profiler", "viz",
-    "data", "load", "save",
+    "data", "distributed", "load", "save",
     "cuda", "empty", "enable_grad", "float16", "float32", "float64", "from_numpy", "full",
     "functional", "get_array_module", "get_rng_state", "gradcheck", "gradgradcheck", "int32",
     "int64",
     "is_grad_enabled", "manual_seed", "maximum", "minimum", "no_grad", "ones", "ones_like",
     "rand", "randn", "randn_like", "set_rng_state", "stack", "tensor", "where", "zeros",
     "zeros_like",
-    # PyTorch's module-level functions, dtype names and grad-mode spellings
+    # PyTorch's module-level functions, dtype names and grad-mode spellings (tg.int and
+    # tg.float are left out: a star import must not shadow the builtins int and float)
     "abs", "all", "amax", "amin", "any", "argmax", "argmin", "argsort", "chunk", "clamp",
-    "cumsum", "device", "double", "exp", "eye", "flatten", "flip", "float", "full_like",
-    "gather", "half", "inference_mode", "int", "is_tensor", "linspace", "log", "log_softmax",
+    "cumsum", "device", "double", "exp", "eye", "flatten", "flip", "full_like",
+    "gather", "half", "inference_mode", "is_tensor", "linspace", "log", "log_softmax",
     "logsumexp", "long", "masked_fill", "matmul", "max", "mean", "min", "norm", "numel",
     "permute", "rand_like", "randint", "randperm", "relu", "reshape", "scatter",
     "scatter_add", "set_grad_enabled", "sigmoid", "softmax", "sort", "split", "sqrt",

@@ -3,13 +3,20 @@
     with tg.detect_anomaly():
         loss = model(x)
         loss.backward()     # RuntimeError: ... Function 'Log' returned NaN ...
+                            #   in module: layer2.0.conv1 (Conv2d) ...
 
 A NaN in the loss is the end of a chain; the bug is where the chain began. Under
 ``detect_anomaly()`` every op's forward output and every op's backward result is
 checked (``isfinite``), and the first non-finite one raises a ``RuntimeError`` that
-names the op (its Function class), its input shapes and the line of *your* code that
-called it. For a backward error that line was executed long before: the forward
-records it on the op's graph node (``Node.trace``) when the node is created.
+names the op (its Function class), the module whose forward ran it (its qualified
+name in the model, as ``named_modules`` gives it), its input shapes and the line of
+*your* code that called it. For a backward error those were current long before: the
+forward records them on the op's graph node (``Node.trace``) when the node is created.
+
+Which module is running is told by ``nn.Module.__call__``, which wraps every forward
+in ``module_scope(self)``: a stack per thread of the modules whose forwards are
+running, outermost (the model) first. tensorgrad does not import ``nn``; the names come
+from the outermost module's ``named_modules()``, walked once per forward of the model.
 
 This costs a check per op and a stack walk per recorded op: a debugging tool, not
 something to leave on while training.
@@ -21,7 +28,9 @@ import contextlib
 import linecache
 import os
 import sys
+import threading
 import traceback
+import weakref
 from typing import Any
 
 from . import autograd
@@ -77,6 +86,72 @@ def _describe(values) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+# ------------------------------------------------------------ which module is running
+_running = threading.local()  # .stack: modules whose forward is running; .names: their names
+_node_modules: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Node -> module
+
+
+class _ModuleScope:
+    """Pushes a module on this thread's stack for the duration of its forward."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def __enter__(self) -> None:
+        stack = _stack()
+        if not stack:
+            _running.names = None  # a new outermost call: its names are resolved lazily
+        stack.append(self.module)
+
+    def __exit__(self, *exc) -> None:
+        _stack().pop()
+
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def module_scope(module: Any) -> contextlib.AbstractContextManager:
+    """The context ``nn.Module.__call__`` runs ``forward`` in: it records which module
+    is running while anomaly mode is on, and does nothing otherwise."""
+    return _ModuleScope(module) if _observer.modes else _NO_SCOPE
+
+
+def _stack() -> list:
+    stack = getattr(_running, "stack", None)
+    if stack is None:
+        stack = _running.stack = []
+    return stack
+
+
+def current_module() -> str | None:
+    """The running module, as ``'layer2.0.conv1' (Conv2d)``; None outside any module."""
+    stack = _stack()
+    if not stack:
+        return None
+    root = stack[0]
+    names = getattr(_running, "names", None)
+    if names is None:  # once per outermost forward
+        named = getattr(root, "named_modules", None)
+        names = _running.names = {id(m): n for n, m in named()} if named else {}
+    innermost = stack[-1]
+    for module in reversed(stack):  # the innermost one that is part of the model
+        name = names.get(id(module))
+        if name is None:
+            continue
+        where = (f"'{name}' ({type(module).__name__})" if name
+                 else f"the outermost module ({type(module).__name__})")
+        if module is not innermost:  # e.g. a module that is not registered as a child
+            where = f"a {type(innermost).__name__} called by {where}"
+        return where
+    return type(innermost).__name__
+
+
+def _in_module(where: str | None) -> str:
+    return f"  in module: {where}\n" if where else ""
+
+
 class _AnomalyObserver:
     """Installed in ``autograd.observers`` while at least one ``detect_anomaly`` is open."""
 
@@ -101,12 +176,15 @@ class _AnomalyObserver:
                 raise RuntimeError(
                     f"detect_anomaly: Function '{fn.__name__}' returned {kind} values in "
                     f"{which} during forward.\n"
+                    f"{_in_module(current_module())}"
                     f"  input shapes: {_describe(args)}{_already(args)}\n"
                     f"  called at: {user_frame()}"
                 )
 
     def recorded(self, node: autograd.Node) -> None:
         node.trace = user_frame()  # backward will need to say where this op came from
+        if _stack():
+            _node_modules[node] = current_module()
 
     def before_backward(self, node: autograd.Node, grads: list) -> None:
         pass
@@ -121,6 +199,7 @@ class _AnomalyObserver:
                 raise RuntimeError(
                     f"detect_anomaly: Function '{node.name()}' returned {kind} values in "
                     f"its gradient for input {i} during backward.\n"
+                    f"{_in_module(_node_modules.get(node))}"
                     f"  input shapes: {_describe(node.inputs)}; incoming gradients: "
                     f"{_describe(grads)}{_already(grads)}\n"
                     f"  the forward of this op was called at: "

@@ -812,7 +812,7 @@ class Tensor:
         return _ops().chunk(self, chunks, dim)
 
     def _new(self, make, size, dtype, device, requires_grad):
-        return make(size, dtype=self.dtype if dtype is None else dtype,
+        return make(*size, dtype=self.dtype if dtype is None else dtype,
                     device=self.device if device is None else device,
                     requires_grad=requires_grad)
 

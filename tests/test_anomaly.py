@@ -8,6 +8,7 @@ import inspect
 import numpy as np
 import pytest
 
+import nn
 import tensorgrad as tg
 from tensorgrad import autograd
 from tensorgrad.anomaly import is_anomaly_enabled
@@ -130,3 +131,111 @@ def test_integer_outputs_are_not_checked():
     with tg.detect_anomaly():
         idx = tg.tensor([[1.0, 3.0, 2.0]]).argmax(dim=1)
     assert idx.tolist() == [1]
+
+
+# ------------------------------------------------------------ naming the module
+def _model_with_an_overflowing_conv():
+    import models
+
+    tg.manual_seed(0)
+    model = models.resnet20(num_classes=10)
+    with tg.no_grad():  # every weight at float32's limit: the sums overflow to Inf
+        model.layer2[0].conv1.weight.data[...] = np.float32(3e38)
+    return model
+
+
+def test_forward_names_the_module_where_the_inf_is_born():
+    model = _model_with_an_overflowing_conv()
+    x = tg.rand(2, 3, 8, 8)
+    with tg.detect_anomaly(), pytest.raises(RuntimeError) as err:
+        where = _here()
+        model(x)
+    msg = str(err.value)
+    assert "in module: 'layer2.0.conv1' (Conv2d)" in msg
+    assert "Inf" in msg and "already contained" not in msg  # born here, not passed on
+    assert where in msg  # and still the user's line
+    # the stack of running modules was unwound by the error
+    with tg.detect_anomaly(), pytest.raises(RuntimeError) as err:
+        tg.tensor([-1.0]).log()
+    assert "in module" not in str(err.value)
+
+
+class Bad(nn.Module):
+    """A layer whose backward makes Inf."""
+
+    def forward(self, x):
+        return InfBackward.apply(x)
+
+
+class Scaled(nn.Module):
+    """Runs ops of its own, in its forward, not in a child module."""
+
+    def forward(self, x):
+        return (x * 2.0).log()
+
+
+def test_backward_names_the_module_whose_forward_made_the_op():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ReLU(), Bad()))
+    x = tg.randn(4, 3)
+    with tg.detect_anomaly():
+        loss = model(x).sum()
+        with pytest.raises(RuntimeError) as err:
+            loss.backward()
+    msg = str(err.value)
+    assert "'InfBackward'" in msg and "backward" in msg
+    assert "in module: '1.1' (Bad)" in msg
+
+
+def test_an_op_in_a_modules_own_forward_names_that_module():
+    model = nn.Sequential(nn.Linear(2, 2), Scaled())
+    with tg.no_grad():
+        model[0].weight.data[...] = -np.eye(2, dtype=np.float32)
+        model[0].bias.data[...] = 0.0
+    with tg.detect_anomaly(), pytest.raises(RuntimeError) as err:
+        model(tg.ones(1, 2))
+    assert "'Log'" in str(err.value) and "in module: '1' (Scaled)" in str(err.value)
+
+
+def test_the_outermost_and_unregistered_modules_are_described():
+
+    class Root(nn.Module):
+        def forward(self, x):
+            return x.log()
+
+    with tg.detect_anomaly(), pytest.raises(RuntimeError) as err:
+        Root()(tg.tensor([-1.0]))
+    assert "in module: the outermost module (Root)" in str(err.value)
+
+    class CallsAStranger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+
+        def forward(self, x):
+            return Root()(self.lin(x))  # a module that is not a registered child
+
+    model = nn.Sequential(CallsAStranger())
+    with tg.no_grad():
+        model[0].lin.weight.data[...] = -1.0
+        model[0].lin.bias.data[...] = 0.0
+    with tg.detect_anomaly(), pytest.raises(RuntimeError) as err:
+        model(tg.ones(1, 1))
+    assert "in module: a Root called by '0' (CallsAStranger)" in str(err.value)
+
+
+def test_modules_are_not_tracked_outside_anomaly_mode():
+    from tensorgrad import anomaly
+
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen.append(list(anomaly._stack()))
+            return x
+
+    model = nn.Sequential(Spy())
+    model(tg.ones(1))
+    with tg.detect_anomaly():
+        model(tg.ones(1))
+    assert seen[0] == [] and seen[1] == [model, model[0]]
+    assert anomaly._stack() == []

@@ -1,5 +1,6 @@
-"""tg.data: Dataset, TensorDataset, DataLoader (batching, shuffling, seeds, resume,
-prefetch) and the batch transforms."""
+"""tg.data: Dataset, TensorDataset, Subset, random_split, DataLoader (batching,
+shuffling, samplers, collate_fn, seeds, resume, worker threads, prefetch) and the batch
+transforms."""
 
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def test_prefetch_gives_the_same_batches(prefetch):
 
 
 def _prefetch_threads():
-    return [t for t in threading.enumerate() if t.name == "tensorgrad-prefetch"]
+    return [t for t in threading.enumerate() if t.name.startswith("tensorgrad-loader")]
 
 
 def _wait_until_no_prefetch_threads(seconds=5.0):
@@ -213,6 +214,7 @@ def test_prefetch_thread_stops_when_the_loop_breaks():
     loader = DataLoader(labelled(1000), batch_size=2, prefetch=2)
     for i, _ in enumerate(loader):
         if i == 3:
+            assert len(_prefetch_threads()) == 1  # the thread exists while the loop runs
             break
     assert _wait_until_no_prefetch_threads() == []
     it = iter(loader)
@@ -388,3 +390,340 @@ def test_a_transform_takes_one_image_as_a_batch_of_one():
     norm = Normalize([1.0, 2.0], [2.0, 4.0])(image)
     np.testing.assert_allclose(norm, (image - np.array([1.0, 2.0])[:, None, None])
                                / np.array([2.0, 4.0])[:, None, None])
+
+
+# ------------------------------------------------------------------ worker threads
+def images_and_labels(loader) -> tuple[np.ndarray, np.ndarray]:
+    batches = list(loader)
+    return (np.concatenate([x.numpy() for x, _ in batches]),
+            np.concatenate([y.numpy() for _, y in batches]))
+
+
+class ItemAugmented(Dataset):
+    """Augments one image at a time in __getitem__ with a transform that has no generator
+    of its own, the way a PyTorch port does it."""
+
+    def __init__(self, n=23):
+        self.images = np.random.default_rng(1).standard_normal((n, 2, 5, 5)).astype(np.float32)
+        self.augment = Compose([RandomCrop(5, padding=2), RandomHorizontalFlip()])
+
+    def __getitem__(self, i):
+        return self.augment(self.images[i]), i
+
+    def __len__(self):
+        return len(self.images)
+
+
+class Uneven(TensorDataset):
+    """Later batches are quicker to build, so worker threads finish out of order."""
+
+    def get_batch(self, indices, generator=None):
+        time.sleep(0.002 * max(0, 8 - int(indices.min()) // 4))
+        return super().get_batch(indices, generator)
+
+
+@pytest.mark.parametrize("make, kwargs", [
+    (augmented_dataset, dict(batch_size=5, shuffle=True,
+                             transform=Normalize([0.5] * 3, [0.2] * 3))),
+    (ItemAugmented, dict(batch_size=4, shuffle=True)),
+    (lambda: Uneven(tg.tensor(np.arange(40.0)), tg.tensor(np.arange(40))),
+     dict(batch_size=4, shuffle=False)),
+])
+def test_every_worker_count_gives_the_same_batches_augmentation_included(make, kwargs):
+    runs = {}
+    for workers in (0, 1, 3):
+        loader = DataLoader(make(), num_workers=workers, seed=21, **kwargs)
+        runs[workers] = [images_and_labels(loader) for _ in range(2)]  # two epochs
+    for workers in (1, 3):
+        for (xa, ya), (xb, yb) in zip(runs[0], runs[workers]):
+            np.testing.assert_array_equal(ya, yb)
+            np.testing.assert_array_equal(xa, xb)
+    if kwargs["shuffle"]:  # and the epochs do differ
+        assert not np.array_equal(runs[0][0][0], runs[0][1][0])
+
+
+def test_batch_b_of_epoch_e_draws_from_its_own_seed_sequence():
+    """The documented rule, recomputed by hand: permutation from (seed, e), batch b's
+    augmentation from SeedSequence([seed, e], spawn_key=(b,))."""
+    data = augmented_dataset(n=12)
+    crop_flip = data.transform
+    loader = DataLoader(data, batch_size=5, shuffle=True, seed=4, num_workers=2)
+    loader.set_epoch(3)
+    got = list(loader)
+    order = np.random.default_rng([4, 3]).permutation(12)
+    assert len(got) == 3
+    for b, (x, y) in enumerate(got):
+        indices = order[5 * b:5 * b + 5]
+        np.testing.assert_array_equal(y.numpy(), indices)
+        raw = data.images[indices].astype(np.float32) / np.float32(255)
+        rng = np.random.default_rng(np.random.SeedSequence([4, 3], spawn_key=(b,)))
+        np.testing.assert_array_equal(x.numpy(), crop_flip(raw, generator=rng))
+
+
+class Concurrency(TensorDataset):
+    """Records how many batches are being built at once, and in which threads."""
+
+    def __init__(self, *tensors):
+        super().__init__(*tensors)
+        self.lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+        self.threads = set()
+
+    def get_batch(self, indices, generator=None):
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.02)  # releases the GIL, as NumPy's array work does
+        with self.lock:
+            self.running -= 1
+        return super().get_batch(indices, generator)
+
+
+def test_workers_build_batches_concurrently_in_threads():
+    ds = Concurrency(tg.zeros(24, 2), tg.tensor(np.arange(24)))
+    labels = np.concatenate(labels_of(DataLoader(ds, batch_size=2, num_workers=3)))
+    np.testing.assert_array_equal(labels, np.arange(24))  # in order
+    assert ds.most >= 2, "batches were never built at the same time"
+    assert ds.most <= 3
+    assert all(name.startswith("tensorgrad-loader") for name in ds.threads), ds.threads
+    assert _wait_until_no_prefetch_threads() == []
+    serial = Concurrency(tg.zeros(6, 2), tg.tensor(np.arange(6)))
+    labels_of(DataLoader(serial, batch_size=2))
+    assert serial.threads == {threading.current_thread().name}
+
+
+def test_workers_keep_only_prefetch_factor_batches_per_worker_in_flight():
+    ds = Concurrency(tg.zeros(100, 2), tg.tensor(np.arange(100)))
+    it = iter(DataLoader(ds, batch_size=2, num_workers=2, prefetch_factor=3))
+    next(it)
+    time.sleep(0.2)  # ample time for the workers to run ahead as far as they may
+    assert ds.calls == 2 * 3 + 1  # six in flight, plus the one handed out
+    it.close()
+    assert _prefetch_threads() == []
+
+
+def test_worker_errors_reach_the_loop_after_the_batches_before_them():
+    class Broken(TensorDataset):
+        def get_batch(self, indices, generator=None):
+            if indices[0] >= 6:
+                raise RuntimeError("disk gone at example 6")
+            return super().get_batch(indices)
+
+    loader = DataLoader(Broken(tg.zeros(20), tg.zeros(20)), batch_size=2, num_workers=3)
+    seen = 0
+    with pytest.raises(RuntimeError, match="disk gone"):
+        for _ in loader:
+            seen += 1
+    assert seen == 3
+    assert _wait_until_no_prefetch_threads() == []
+
+
+def test_worker_threads_stop_when_the_loop_breaks():
+    loader = DataLoader(labelled(1000), batch_size=2, num_workers=3)
+    for i, _ in enumerate(loader):
+        if i == 2:
+            assert _prefetch_threads()
+            break
+    assert _wait_until_no_prefetch_threads() == []
+
+
+def test_pin_memory_without_cuda_changes_nothing():
+    plain = images_and_labels(DataLoader(augmented_dataset(), batch_size=8, seed=2))
+    pinned_loader = DataLoader(augmented_dataset(), batch_size=8, seed=2, pin_memory=True,
+                               num_workers=2)
+    assert pinned_loader.pin_memory
+    pinned = images_and_labels(pinned_loader)
+    np.testing.assert_array_equal(plain[0], pinned[0])
+    np.testing.assert_array_equal(plain[1], pinned[1])
+
+
+@pytest.mark.gpu
+def test_pin_memory_puts_batches_in_page_locked_memory():
+    import cupy
+
+    loader = DataLoader(augmented_dataset(), batch_size=8, seed=2, pin_memory=True)
+    x, y = next(iter(loader))
+    plain_x, _ = next(iter(DataLoader(augmented_dataset(), batch_size=8, seed=2)))
+    np.testing.assert_array_equal(x.numpy(), plain_x.numpy())
+    for t in (x, y):
+        assert isinstance(t.data, np.ndarray)
+        # cupyx.empty_pinned builds the array on a page-locked buffer
+        assert isinstance(t.data.base, cupy.cuda.PinnedMemoryPointer)
+    np.testing.assert_array_equal(x.cuda().numpy(), plain_x.numpy())
+
+
+# ---------------------------------------------------------- samplers, collate_fn
+def test_sampler_gives_the_order_and_the_length():
+    order = [7, 2, 9, 0, 4, 4, 1]  # any iterable of indices, repeats allowed
+    loader = DataLoader(labelled(10), batch_size=3, sampler=order)
+    assert len(loader) == 3
+    assert [b.tolist() for b in labels_of(loader)] == [[7, 2, 9], [0, 4, 4], [1]]
+    dropped = DataLoader(labelled(10), batch_size=3, sampler=order, drop_last=True)
+    assert len(dropped) == 2
+    assert [b.tolist() for b in labels_of(dropped)] == [[7, 2, 9], [0, 4, 4]]
+    threaded = DataLoader(labelled(10), batch_size=3, sampler=np.array(order), num_workers=2)
+    assert [b.tolist() for b in labels_of(threaded)] == [[7, 2, 9], [0, 4, 4], [1]]
+
+
+def test_sampler_is_iterated_afresh_each_epoch():
+    class Reversed:
+        def __init__(self, n):
+            self.n, self.epoch = n, 0
+
+        def set_epoch(self, epoch):  # the training loop's job, as in PyTorch
+            self.epoch = epoch
+
+        def __iter__(self):
+            return iter(range(self.n - 1 - self.epoch, -1, -1))
+
+        def __len__(self):
+            return self.n - self.epoch
+
+    sampler = Reversed(5)
+    loader = DataLoader(labelled(5), batch_size=2, sampler=sampler)
+    assert [b.tolist() for b in labels_of(loader)] == [[4, 3], [2, 1], [0]]
+    sampler.set_epoch(2)
+    assert len(loader) == 2
+    assert [b.tolist() for b in labels_of(loader)] == [[2, 1], [0]]
+
+
+def test_sampler_without_len_iterates_but_has_no_length():
+    class Evens:
+        def __iter__(self):
+            return iter(range(0, 10, 2))
+
+    loader = DataLoader(labelled(10), batch_size=2, sampler=Evens())
+    assert [b.tolist() for b in labels_of(loader)] == [[0, 2], [4, 6], [8]]
+    with pytest.raises(TypeError):
+        len(loader)
+
+
+def test_batch_sampler_gives_each_batch():
+    batches = [[3, 1], [0, 2, 4], [5]]
+    loader = DataLoader(labelled(6), batch_sampler=batches, num_workers=2)
+    assert len(loader) == 3
+    assert [b.tolist() for b in labels_of(loader)] == batches
+
+
+def test_sampler_argument_errors():
+    with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
+        DataLoader(labelled(4), sampler=[0, 1], shuffle=True)
+    for bad in (dict(batch_size=2), dict(shuffle=True), dict(sampler=[0]),
+                dict(drop_last=True)):
+        with pytest.raises(ValueError, match="batch_sampler option is mutually exclusive"):
+            DataLoader(labelled(4), batch_sampler=[[0, 1]], **bad)
+    with pytest.raises(TypeError, match="sampler must be an iterable"):
+        DataLoader(labelled(4), sampler=3)
+    with pytest.raises(TypeError, match="int indices"):
+        list(DataLoader(labelled(4), sampler=[0.5, 1.5]))
+
+
+def test_collate_fn_gets_the_list_of_examples():
+    seen = []
+
+    def keep(examples):
+        seen.append(examples)
+        return len(examples)
+
+    loader = DataLoader(ItemOnly(5), batch_size=2, collate_fn=keep, num_workers=2)
+    assert list(loader) == [2, 2, 1]
+    assert [[label for _, label in ex] for ex in seen] == [[0, 1], [2, 3], [4]]
+    assert isinstance(seen[0][0][0], np.ndarray)  # the examples as __getitem__ made them
+    # on an array-backed dataset too: collate_fn means per-example __getitem__
+    ds = CountingDataset(tg.zeros(6, 3), tg.tensor(np.arange(6)))
+    out = list(DataLoader(ds, batch_size=3, collate_fn=lambda ex: [int(y) for _, y in ex]))
+    assert out == [[0, 1, 2], [3, 4, 5]] and ds.item_calls == 6
+    with pytest.raises(TypeError, match="collate_fn"):
+        DataLoader(ds, collate_fn="stack")
+
+
+def test_collate_fn_batches_are_the_same_for_every_worker_count():
+    def stack(examples):
+        return (np.stack([np.asarray(x.data) for x, _ in examples]),
+                np.array([int(y) for _, y in examples]))
+
+    runs = [list(DataLoader(augmented_dataset(11), batch_size=3, shuffle=True, seed=5,
+                            collate_fn=stack, num_workers=k)) for k in (0, 2)]
+    for (xa, ya), (xb, yb) in zip(*runs):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+
+
+def test_worker_argument_errors():
+    with pytest.raises(ValueError, match="num_workers"):
+        DataLoader(labelled(3), num_workers=-1)
+    with pytest.raises(ValueError, match="num_workers"):
+        DataLoader(labelled(3), num_workers=1.5)
+    with pytest.raises(ValueError, match="prefetch_factor"):
+        DataLoader(labelled(3), prefetch_factor=2)
+    with pytest.raises(ValueError, match="prefetch_factor"):
+        DataLoader(labelled(3), num_workers=2, prefetch_factor=0)
+    with pytest.raises(ValueError, match="prefetch_factor"):
+        DataLoader(labelled(3), num_workers=2, prefetch=2)
+
+
+# --------------------------------------------------------- Subset, random_split
+def test_subset_maps_indices_and_batches_with_one_gather():
+    from tensorgrad.data import Subset
+
+    ds = CountingDataset(tg.tensor(np.arange(20.0).reshape(10, 2)), tg.tensor(np.arange(10)))
+    sub = Subset(ds, [8, 1, -1, 3])
+    assert len(sub) == 4
+    assert sub[0][1].item() == 8 and sub[2][1].item() == 9
+    assert [y.item() for _, y in sub[[1, 3]]] == [1, 3]
+    before = ds.item_calls
+    batches = labels_of(DataLoader(sub, batch_size=3, num_workers=2))
+    assert [b.tolist() for b in batches] == [[8, 1, 9], [3]]
+    assert ds.item_calls == before  # through the parent's get_batch
+    augmented = Subset(augmented_dataset(10), [4, 2])
+    x, y = augmented.get_batch(np.array([1, 0]), generator=np.random.default_rng(0))
+    assert y.tolist() == [2, 4] and x.shape == (2, 3, 6, 6)
+    with pytest.raises(IndexError, match="10"):
+        Subset(ds, [0, 10])
+    with pytest.raises(TypeError, match="indices"):
+        Subset(ds, [0.5])
+
+
+def test_random_split_partitions_the_dataset_reproducibly():
+    from tensorgrad.data import random_split
+
+    parts = random_split(labelled(10), [3, 7], generator=0)
+    assert [len(p) for p in parts] == [3, 7]
+    got = [np.concatenate(labels_of(DataLoader(p, batch_size=10))) for p in parts]
+    assert sorted(np.concatenate(got).tolist()) == list(range(10))
+    again = random_split(labelled(10), [3, 7], generator=np.random.default_rng(0))
+    assert [p.indices for p in again] == [p.indices for p in parts]
+    assert parts[0].indices + parts[1].indices == np.random.default_rng(0).permutation(10).tolist()
+    tg.manual_seed(5)
+    a = [p.indices for p in random_split(labelled(10), [5, 5])]
+    tg.manual_seed(5)
+    assert [p.indices for p in random_split(labelled(10), [5, 5])] == a
+
+
+@pytest.mark.parametrize("n, fractions, expected", [
+    # floor(fraction * n), then the remainder one at a time from the first split
+    (10, [0.3, 0.3, 0.4], [3, 3, 4]),
+    (11, [0.5, 0.5], [6, 5]),
+    (7, [0.2, 0.3, 0.5], [2, 2, 3]),
+    (9, [0.25, 0.25, 0.25, 0.25], [3, 2, 2, 2]),
+])
+def test_random_split_fractions_as_pytorch(n, fractions, expected):
+    from tensorgrad.data import random_split
+
+    assert [len(p) for p in random_split(labelled(n), fractions, generator=1)] == expected
+
+
+def test_random_split_errors():
+    from tensorgrad.data import random_split
+
+    with pytest.raises(ValueError, match=r"sum of input lengths \(9\).*\(10\)"):
+        random_split(labelled(10), [4, 5])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        random_split(labelled(10), [1.5, -0.5])
+    with pytest.warns(UserWarning) as record:
+        parts = random_split(labelled(2), [0.9, 0.05, 0.05], generator=0)
+    assert [len(p) for p in parts] == [2, 0, 0]
+    assert ["index 1 is 0" in str(w.message) for w in record] == [True, False]
+    assert "index 2 is 0" in str(record[1].message)

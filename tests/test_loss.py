@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import nn
 import tensorgrad as tg
 import tensorgrad.functional as F
 
@@ -297,3 +298,231 @@ def test_against_torch():
         y.backward()
         ty.backward()
         np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------------------ class weights
+
+
+def ref_weighted_cross_entropy(x, target, w, reduction, label_smoothing, ignored):
+    """PyTorch's documented formula: l_n = w_{y_n}·(-log p_{n,y_n}) (smoothed with
+    -Σ_c w_c log p_{n,c} / C), 'mean' divides by Σ_n w_{y_n} over the kept targets."""
+    logp = ref_log_softmax(x)
+    c = x.shape[1]
+    wb = w.reshape((1, c) + (1,) * (x.ndim - 2))
+    safe = np.where(ignored, 0, target)
+    nll = -np.take_along_axis(logp, safe[:, None], axis=1)[:, 0] * w[safe]
+    smooth = -(logp * wb).sum(axis=1) / c
+    loss = np.where(ignored, 0.0, (1 - label_smoothing) * nll + label_smoothing * smooth)
+    if reduction == "mean":
+        return loss.sum() / np.where(ignored, 0.0, w[safe]).sum()
+    return reduce(loss, reduction)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.25]))
+def test_weighted_cross_entropy_and_nll_match_numpy(reduction, data, label_smoothing):
+    x, target = draw_problem(data)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="weights"))
+    w = rng.uniform(0.1, 3.0, x.shape[1])
+    ignored = rng.random(target.shape) < 0.2
+    assume(not ignored.all())
+    t = np.where(ignored, -100, target)
+    loss = F.cross_entropy(tg.tensor(x), tg.tensor(t), reduction, label_smoothing,
+                           weight=tg.tensor(w))
+    want = ref_weighted_cross_entropy(x, target, w, reduction, label_smoothing, ignored)
+    np.testing.assert_allclose(loss.numpy(), want, rtol=1e-12, atol=1e-12)
+    logp = ref_log_softmax(x)
+    nll = F.nll_loss(tg.tensor(logp), tg.tensor(t), reduction, weight=tg.tensor(w))
+    want = ref_weighted_cross_entropy(x, target, w, reduction, 0.0, ignored)
+    np.testing.assert_allclose(nll.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_weighted_cross_entropy_known_value():
+    # log p = [1 - log(e + 1), -log(e + 1)] and [-log 2, -log 2]; targets 1 and 0
+    x = tg.tensor(np.array([[1.0, 0.0], [0.0, 0.0]]))
+    t, w = tg.tensor(np.array([1, 0])), tg.tensor(np.array([3.0, 1.0]))
+    losses = [np.log(np.e + 1), 3 * np.log(2)]
+    np.testing.assert_allclose(F.cross_entropy(x, t, "none", weight=w).numpy(), losses)
+    # the mean divides by the targets' total weight 1 + 3, not by N = 2
+    assert F.cross_entropy(x, t, weight=w).item() == pytest.approx(sum(losses) / 4, rel=1e-15)
+    layer = nn.CrossEntropyLoss(weight=w)
+    assert layer(x, t).item() == pytest.approx(sum(losses) / 4, rel=1e-15)
+    np.testing.assert_array_equal(layer.state_dict()["weight"].numpy(), [3.0, 1.0])
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.3]))
+def test_weighted_cross_entropy_and_nll_gradcheck(reduction, data, label_smoothing):
+    x, target = draw_problem(data, scale=2.0)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="weights"))
+    w = tg.tensor(rng.uniform(0.1, 3.0, x.shape[1]))
+    t = tg.tensor(np.where(rng.random(target.shape) < 0.2, -100, target))
+    assert tg.gradcheck(lambda x: F.cross_entropy(x, t, reduction, label_smoothing, weight=w),
+                        [leaf(x)])
+    assert tg.gradcheck(lambda x: F.nll_loss(x, t, reduction, weight=w), [leaf(x)])
+
+
+# ------------------------------------------------------------ probability targets
+
+
+def draw_probabilities(data, shape):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="probabilities"))
+    p = rng.random(shape) + 0.05
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.2]), weighted=st.booleans())
+def test_probability_targets_match_numpy(reduction, data, label_smoothing, weighted):
+    x, _ = draw_problem(data)
+    probs = draw_probabilities(data, x.shape)
+    c = x.shape[1]
+    w = np.linspace(0.5, 2.0, c) if weighted else np.ones(c)
+    q = (1 - label_smoothing) * probs + label_smoothing / c
+    loss = -(w.reshape((1, c) + (1,) * (x.ndim - 2)) * q * ref_log_softmax(x)).sum(axis=1)
+    # PyTorch: the mean over the N·d1·... samples, whatever the weights
+    want = reduce(loss, reduction)
+    got = F.cross_entropy(tg.tensor(x), tg.tensor(probs), reduction, label_smoothing,
+                          weight=tg.tensor(w) if weighted else None)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data())
+def test_one_hot_probabilities_equal_class_indices(reduction, data):
+    x, target = draw_problem(data)
+    onehot = np.moveaxis(np.eye(x.shape[1])[target], -1, 1)
+    a, b = leaf(x), leaf(x)
+    ya = F.cross_entropy(a, tg.tensor(target), reduction, 0.1)
+    yb = F.cross_entropy(b, tg.tensor(onehot), reduction, 0.1)
+    np.testing.assert_allclose(ya.numpy(), yb.numpy(), rtol=1e-12, atol=1e-12)
+    ya.sum().backward()
+    yb.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), label_smoothing=st.sampled_from([0.0, 0.3]), weighted=st.booleans())
+def test_probability_targets_gradcheck(reduction, data, label_smoothing, weighted):
+    x, _ = draw_problem(data, scale=2.0)
+    probs = draw_probabilities(data, x.shape)  # need not sum to one for the gradient
+    w = tg.tensor(np.linspace(0.5, 2.0, x.shape[1])) if weighted else None
+    assert tg.gradcheck(lambda x, t: F.cross_entropy(x, t, reduction, label_smoothing, weight=w),
+                        [leaf(x), leaf(probs)])
+
+
+def test_unbatched_probability_target():
+    x = np.array([0.5, -1.0, 2.0])
+    t = np.array([0.2, 0.3, 0.5])
+    got = F.cross_entropy(tg.tensor(x), tg.tensor(t), "none")
+    assert got.shape == ()
+    assert got.item() == pytest.approx(-(t * ref_log_softmax(x[None])[0]).sum(), rel=1e-14)
+
+
+# ------------------------------------------------------------ binary cross-entropy on logits
+
+
+def ref_bce_with_logits(x, t, w, pos_weight, reduction):
+    """The documented formula with σ written out (fine for moderate logits)."""
+    s = 1 / (1 + np.exp(-x))
+    return reduce(-w * (pos_weight * t * np.log(s) + (1 - t) * np.log(1 - s)), reduction)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+       weighted=st.booleans(), with_pos_weight=st.booleans())
+def test_bce_with_logits_matches_numpy(reduction, data, shape, weighted, with_pos_weight):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x, t = rng.uniform(-5, 5, shape), rng.random(shape)
+    w = rng.uniform(0.1, 2, shape[-1:]) if weighted else None
+    pw = rng.uniform(0.1, 3, shape[-1:]) if with_pos_weight else None
+    got = F.binary_cross_entropy_with_logits(
+        tg.tensor(x), tg.tensor(t), None if w is None else tg.tensor(w), reduction=reduction,
+        pos_weight=None if pw is None else tg.tensor(pw))
+    want = ref_bce_with_logits(x, t, 1.0 if w is None else w, 1.0 if pw is None else pw,
+                               reduction)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-13)
+    module = nn.BCEWithLogitsLoss(None if w is None else tg.tensor(w), reduction=reduction,
+                                  pos_weight=None if pw is None else tg.tensor(pw))
+    np.testing.assert_allclose(module(tg.tensor(x), tg.tensor(t)).numpy(), want, rtol=1e-12,
+                               atol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(data=st.data(), shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple))
+def test_bce_with_logits_gradcheck_all_inputs(reduction, data, shape):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x, t = leaf(rng.uniform(-4, 4, shape)), leaf(rng.random(shape))
+    w, pw = leaf(rng.uniform(0.1, 2, shape[-1:])), leaf(rng.uniform(0.1, 3, shape[-1:]))
+    assert tg.gradcheck(lambda x, t, w, pw: F.binary_cross_entropy_with_logits(
+        x, t, w, reduction=reduction, pos_weight=pw), [x, t, w, pw])
+    assert tg.gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(
+        x, t, reduction=reduction), [x, t])
+
+
+def test_bce_with_logits_known_values_and_stability():
+    x = tg.tensor(np.array([0.0, 2.0, -3.0]))
+    t = tg.tensor(np.array([1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(
+        F.binary_cross_entropy_with_logits(x, t, reduction="none").numpy(),
+        [np.log(2), np.log1p(np.e**2), np.log1p(np.e**3)], rtol=1e-15)
+    np.testing.assert_allclose(  # pos_weight 2 doubles the positive terms only
+        F.binary_cross_entropy_with_logits(x, t, reduction="none",
+                                           pos_weight=tg.tensor(np.array([2.0]))).numpy(),
+        [2 * np.log(2), np.log1p(np.e**2), 2 * np.log1p(np.e**3)], rtol=1e-15)
+    huge = leaf(np.array([1e4, -1e4, 1e4, -1e4], np.float32))
+    target = tg.tensor(np.array([1.0, 0.0, 0.0, 1.0], np.float32))
+    loss = F.binary_cross_entropy_with_logits(huge, target, reduction="sum")
+    loss.backward()
+    assert loss.dtype == np.float32 and loss.item() == 2e4
+    np.testing.assert_array_equal(huge.grad.numpy(), [0, 0, 1, -1])
+    assert huge.grad.dtype == np.float32
+
+
+# ------------------------------------------------------------ dtypes and errors of the new options
+
+
+def test_weights_probabilities_and_bce_keep_float32():
+    rng = np.random.default_rng(8)
+    x = leaf(rng.standard_normal((4, 3)).astype(np.float32))
+    w = tg.tensor(np.array([1.0, 2.0, 0.5], np.float32))
+    t = tg.tensor(np.array([0, 1, 2, 1]))
+    probs = leaf(np.full((4, 3), 1 / 3, np.float32))
+    for y in [F.cross_entropy(x, t, weight=w, label_smoothing=0.1), F.nll_loss(x, t, weight=w),
+              F.cross_entropy(x, probs, weight=w),
+              F.binary_cross_entropy_with_logits(x, probs, w, pos_weight=w)]:
+        assert y.dtype == np.float32
+        grads = raw_backward(y, np.ones((), np.float32))
+        assert all(g.dtype == np.float32 for g in grads if g is not None)
+
+
+def test_errors_of_weights_probabilities_and_bce():
+    x, t = tg.randn(2, 3), tg.tensor(np.array([0, 1]))
+    cases = [
+        (lambda: F.cross_entropy(x, t, weight=tg.ones(2)), ValueError,
+         r"weight must have shape \(3,\)"),
+        (lambda: F.cross_entropy(x, t, weight=tg.ones(3, dtype=tg.float64)), TypeError,
+         "weight has dtype float64 but input has dtype float32"),
+        (lambda: F.cross_entropy(x, t, weight=tg.ones(3, requires_grad=True)), RuntimeError,
+         "gradient with respect to weight is not implemented"),
+        (lambda: F.cross_entropy(x, t, tg.ones(3)), TypeError, "pass class weights by keyword"),
+        (lambda: F.nll_loss(x, t, tg.ones(3)), TypeError, "pass class weights by keyword"),
+        (lambda: F.cross_entropy(x, tg.ones(2, 3), ignore_index=0), ValueError,
+         "ignore_index is not supported for probability targets"),
+        (lambda: F.cross_entropy(x, tg.ones(2, 3, dtype=tg.float64)), TypeError,
+         "target probabilities have dtype float64"),
+        (lambda: F.binary_cross_entropy_with_logits(x, tg.ones(3, 2)), ValueError,
+         r"target size \(3, 2\) must be the same as input size \(2, 3\)"),
+        (lambda: F.binary_cross_entropy_with_logits(x, tg.ones(2, 3), tg.ones(2)), ValueError,
+         r"weight of shape \(2,\) does not broadcast"),
+        (lambda: F.binary_cross_entropy_with_logits(x, tg.ones(2, 3), pos_weight=tg.ones(2, 2, 3)),
+         ValueError, "pos_weight of shape"),
+        (lambda: F.binary_cross_entropy_with_logits(x, t), TypeError,
+         "target must be floating point"),
+        (lambda: F.binary_cross_entropy_with_logits(x, tg.ones(2, 3), size_average=True),
+         ValueError, "deprecated"),
+        (lambda: nn.NLLLoss(reduce=False), ValueError, "deprecated"),
+    ]
+    for call, error, words in cases:
+        with pytest.raises(error, match=words):
+            call()

@@ -12,7 +12,7 @@ import pytest
 import nn
 import tensorgrad as tg
 
-# PyTorch's constructor defaults, the contract of SPEC §4
+# PyTorch's constructor defaults, which the layers promise to keep
 DEFAULTS = [
     (nn.Linear, dict(bias=True)),
     (nn.Conv2d, dict(stride=1, padding=0, dilation=1, groups=1, bias=True)),

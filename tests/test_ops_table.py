@@ -1,4 +1,4 @@
-"""One table of every Tensor op (SPEC §4) drives four checks:
+"""One table of every Tensor op drives four checks:
 
 - forward against a NumPy reference (float64);
 - ``tg.gradcheck`` in float64 over hypothesis-drawn shapes, broadcasting patterns and
@@ -185,7 +185,7 @@ def index_params(draw, shapes_):
 
 def tg_getitem(x, index, as_tensor):
     def conv(p):
-        return tg.tensor(p) if as_tensor and isinstance(p, np.ndarray) else p
+        return tg.tensor(p, device=x.device) if as_tensor and isinstance(p, np.ndarray) else p
 
     index = tuple(conv(p) for p in index) if isinstance(index, tuple) else conv(index)
     return x[index]
@@ -358,6 +358,145 @@ def _var_valid(x, dim=None, unbiased=True, **kw) -> bool:
 
 MAX_MIN_SHAPES = lambda: same_shapes(1, min_dims=0, max_dims=3)  # noqa: E731
 
+
+def int_dim_params(shapes_):
+    """max/min: no dim (a tensor), or one int dim and keepdim ((values, indices))."""
+    nd = len(shapes_[0])
+    no_dim = st.just({"dim": None, "keepdim": False})
+    if not nd:
+        return no_dim
+    return no_dim | st.fixed_dictionaries({"dim": st.integers(-nd, nd - 1),
+                                           "keepdim": st.booleans()})
+
+
+def tg_max_min(op):
+    def fn(a, dim=None, keepdim=False):
+        out = getattr(a, op)() if dim is None else getattr(a, op)(dim, keepdim)
+        return out if dim is None else out.values  # the named tuple's differentiable part
+
+    return fn
+
+
+# ---------------------------------------- selection, rearrangement, more reductions
+
+
+def _on(a, arr):
+    """An index or mask array as a tensor on the input's device."""
+    return tg.tensor(arr, device=a.device)
+
+
+@st.composite
+def _sort_params(draw, shapes_):
+    s = shapes_[0]
+    dim = draw(st.integers(-len(s), len(s) - 1))
+    return {"dim": dim, "k": draw(st.integers(1, s[dim])), "flag": draw(st.booleans())}
+
+
+def np_sort(a, dim, k, flag):
+    out = np.sort(a, axis=dim)
+    return np.flip(out, axis=dim) if flag else out
+
+
+def np_topk(a, dim, k, flag):
+    out = np.flip(np.sort(a, axis=dim), axis=dim) if flag else np.sort(a, axis=dim)
+    return np.take(out, np.arange(k), axis=dim)
+
+
+@st.composite
+def _gather_params(draw, shapes_):
+    """An index no larger than every input outside ``dim``, values in range along it."""
+    s = shapes_[0]
+    dim = draw(st.integers(-len(s), len(s) - 1))
+    d = dim % len(s)
+    # along dim: any length for gather (indices repeat); no longer than src for scatter_add
+    along = 4 if len(shapes_) == 1 else shapes_[1][d]
+    ishape = tuple(draw(st.integers(1, min(sh[i] for sh in shapes_))) if i != d
+                   else draw(st.integers(1, along)) for i in range(len(s)))
+    return {"dim": dim, "index": draw(arrays(ishape, np.int64, 0, s[d] - 1))}
+
+
+def np_gather(a, dim, index):
+    d = dim % a.ndim
+    a = a[tuple(slice(0, n) if i != d else slice(None) for i, n in enumerate(index.shape))]
+    return np.take_along_axis(a, index, axis=d)
+
+
+def np_scatter_add(a, src, dim, index):
+    d = dim % a.ndim
+    grids = list(np.ogrid[tuple(slice(0, n) for n in index.shape)])
+    grids[d] = index
+    out = a.copy()
+    np.add.at(out, tuple(grids), src[tuple(slice(0, n) for n in index.shape)])
+    return out
+
+
+@st.composite
+def _mask_params(draw, shapes_):
+    s = shapes_[0]
+    mshape = s[draw(st.integers(0, len(s))):]
+    return {"mask": draw(hnp.arrays(bool, mshape)), "value": draw(st.sampled_from([-1.0, 2.5]))}
+
+
+@st.composite
+def _norm_params(draw, shapes_):
+    p = draw(st.sampled_from(["fro", 1, 2, 3, float("inf")]))
+    return dict(draw(dims_params(shapes_)), p=p)
+
+
+def np_norm(a, p, dim=None, keepdim=False):
+    axis = dim if dim is None or isinstance(dim, int) else (tuple(dim) or None)
+    p = 2 if p == "fro" else p
+    if p == float("inf"):
+        return np.abs(a).max(axis=axis, keepdims=keepdim)
+    return (np.abs(a) ** p).sum(axis=axis, keepdims=keepdim) ** (1 / p)
+
+
+def _norm_valid(a, p, **kw) -> bool:
+    return p != float("inf") or well_separated(np.abs(a))
+
+
+def _flip_params(shapes_):
+    nd = len(shapes_[0])
+    return st.lists(st.integers(-nd, nd - 1), unique_by=lambda d: d % nd, min_size=1).map(
+        lambda dims: {"dims": tuple(dims)})
+
+
+@st.composite
+def _repeat_params(draw, shapes_):
+    nd = len(shapes_[0])
+    n = nd + draw(st.integers(0, 2))
+    return {"sizes": tuple(draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)))}
+
+
+@st.composite
+def _chunk_params(draw, shapes_):
+    s = shapes_[0]
+    dim = draw(st.integers(-len(s), len(s) - 1))
+    return {"chunks": draw(st.integers(1, s[dim] + 1)), "dim": dim}
+
+
+def tg_chunk(a, chunks, dim):
+    # every piece, each scaled differently, glued back: a wrong piece shows in values
+    return tg.cat([p * (k + 1) for k, p in enumerate(a.chunk(chunks, dim))], dim)
+
+
+def np_chunk(a, chunks, dim):
+    n = a.shape[dim]
+    size = -(-n // chunks)
+    pieces = np.split(a, list(range(size, n, size)), axis=dim)
+    return np.concatenate([p * (k + 1) for k, p in enumerate(pieces)], axis=dim)
+
+
+def _logsumexp_params(shapes_):
+    nd = len(shapes_[0])
+    return dims_params(shapes_).map(
+        lambda p: dict(p, dim=tuple(range(nd)) if p["dim"] is None else p["dim"]))
+
+
+def np_logsumexp(a, dim, keepdim):
+    axis = dim if isinstance(dim, int) else (tuple(dim) or None)
+    return np.log(np.exp(a).sum(axis=axis, keepdims=keepdim))
+
 OPS = [
     # arithmetic, broadcasting
     OpCase("add", lambda a, b: a + b, np.add, arity=2, broadcast=True),
@@ -394,10 +533,20 @@ OPS = [
            params=lambda s: dims_params(s, True), valid=_var_valid),
     OpCase("std", lambda a, **p: a.std(**p), np_reduce(np_std),
            params=lambda s: dims_params(s, True), valid=_std_valid),
-    OpCase("max", lambda a, **p: a.max(**p), np_reduce(np.max), params=dims_params,
+    OpCase("max", tg_max_min("max"), np_reduce(np.max), params=int_dim_params,
            valid=_sep_reduce, shapes=MAX_MIN_SHAPES),
-    OpCase("min", lambda a, **p: a.min(**p), np_reduce(np.min), params=dims_params,
+    OpCase("min", tg_max_min("min"), np_reduce(np.min), params=int_dim_params,
            valid=_sep_reduce, shapes=MAX_MIN_SHAPES),
+    OpCase("amax", lambda a, **p: a.amax(**p), np_reduce(np.max), params=dims_params,
+           valid=_sep_reduce, shapes=MAX_MIN_SHAPES),
+    OpCase("amin", lambda a, **p: a.amin(**p), np_reduce(np.min), params=dims_params,
+           valid=_sep_reduce, shapes=MAX_MIN_SHAPES),
+    OpCase("norm", lambda a, **p: a.norm(**p), np_norm, params=_norm_params,
+           avoid=(0.0,), margin=0.1, valid=_norm_valid),
+    OpCase("logsumexp", lambda a, **p: a.logsumexp(**p), np_logsumexp,
+           params=_logsumexp_params, shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("cumsum", lambda a, dim: a.cumsum(dim), lambda a, dim: np.cumsum(a, axis=dim),
+           params=one_dim, shapes=lambda: same_shapes(1, min_dims=1)),
     OpCase("softmax", lambda a, dim: a.softmax(dim), np_softmax, params=one_dim,
            shapes=lambda: same_shapes(1, min_dims=1)),
     OpCase("log_softmax", lambda a, dim: a.log_softmax(dim), np_log_softmax, params=one_dim,
@@ -429,7 +578,7 @@ OPS = [
            lambda *xs, dim: np.concatenate(xs, axis=dim), shapes=cat_shapes, params=_cat_dim),
     OpCase("stack", lambda *ts, dim: tg.stack(list(ts), dim=dim),
            lambda *xs, dim: np.stack(xs, axis=dim), shapes=_stack_shapes, params=_stack_params),
-    OpCase("where", lambda a, b, cond: tg.where(tg.tensor(cond), a, b),
+    OpCase("where", lambda a, b, cond: tg.where(_on(a, cond), a, b),
            lambda a, b, cond: np.where(cond, a, b), arity=2, broadcast=True,
            params=_where_params),
     OpCase("maximum", tg.maximum, np.maximum, arity=2, broadcast=True, valid=_sep_pair),
@@ -439,6 +588,25 @@ OPS = [
     OpCase("F.linear", lambda x, w, b=None: F.linear(x, w, b),
            lambda x, w, b=None: x @ w.T + (0 if b is None else b), shapes=linear_shapes),
     OpCase("F.dropout", tg_dropout, None, params=_dropout_params),
+    # selection and rearrangement
+    OpCase("sort", lambda a, dim, k, flag: a.sort(dim, descending=flag).values, np_sort,
+           params=_sort_params, valid=_sep_reduce, shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("topk", lambda a, dim, k, flag: a.topk(k, dim, largest=flag).values, np_topk,
+           params=_sort_params, valid=_sep_reduce, shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("gather", lambda a, dim, index: a.gather(dim, _on(a, index)), np_gather,
+           params=_gather_params, shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("scatter_add", lambda a, b, dim, index: a.scatter_add(dim, _on(a, index), b),
+           np_scatter_add, arity=2, params=_gather_params,
+           shapes=lambda: same_shapes(2, min_dims=1)),
+    OpCase("masked_fill", lambda a, mask, value: a.masked_fill(_on(a, mask), value),
+           lambda a, mask, value: np.where(mask, value, a), params=_mask_params,
+           shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("flip", lambda a, dims: a.flip(dims), lambda a, dims: np.flip(a, dims),
+           params=_flip_params, shapes=lambda: same_shapes(1, min_dims=1)),
+    OpCase("repeat", lambda a, sizes: a.repeat(*sizes), lambda a, sizes: np.tile(a, sizes),
+           params=_repeat_params, shapes=lambda: same_shapes(1, max_side=3)),
+    OpCase("chunk", tg_chunk, np_chunk, params=_chunk_params,
+           shapes=lambda: same_shapes(1, min_dims=1)),
 ]
 
 
@@ -463,30 +631,31 @@ def _ids(c):
 
 @pytest.mark.parametrize("case", [c for c in OPS if c.ref is not None], ids=_ids)
 @given(data=st.data())
-def test_forward_matches_numpy(case, data):
+def test_forward_matches_numpy(case, data, device):
     xs, params = draw_case(case, data)
-    out = case.fn(*[tg.tensor(x) for x in xs], **params)
+    out = case.fn(*[tg.tensor(x, device=device) for x in xs], **params)
     expected = case.ref(*xs, **params)
-    assert out.shape == np.shape(expected)
+    assert out.shape == np.shape(expected) and out.device == tg.tensor(0, device=device).device
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-7, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", OPS, ids=_ids)
 @given(data=st.data())
-def test_gradcheck(case, data):
+def test_gradcheck(case, data, device):
     xs, params = draw_case(case, data)
-    inputs = [tg.tensor(x, requires_grad=True) for x in xs]
+    inputs = [tg.tensor(x, device=device, requires_grad=True) for x in xs]
     assert tg.gradcheck(lambda *ts: case.fn(*ts, **params), inputs)
 
 
 @pytest.mark.parametrize("case", OPS, ids=_ids)
 @given(data=st.data())
-def test_float32_in_float32_out(case, data):
+def test_float32_in_float32_out(case, data, device):
     xs, params = draw_case(case, data, dtype=np.float32)
-    inputs = [tg.tensor(x, requires_grad=True) for x in xs]
+    inputs = [tg.tensor(x, device=device, requires_grad=True) for x in xs]
     out = case.fn(*inputs, **params)
-    assert out.dtype == tg.float32
-    assert out.data.dtype == np.float32 and isinstance(out.data, np.ndarray)
+    assert out.dtype == tg.float32 and out.device == inputs[0].device
+    assert out.data.dtype == np.float32
+    assert tg.get_array_module(out.data) is tg.get_array_module(inputs[0].data)
     out.backward(tg.ones_like(out))
     for t in inputs:
         assert t.grad is not None and t.grad.dtype == tg.float32
@@ -520,7 +689,7 @@ def test_table_covers_every_op_of_the_spec():
     names = {c.name for c in OPS}
     spec = {"add", "sub", "mul", "div", "pow_tensor", "pow_scalar", "neg", "matmul", "exp",
             "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "clamp", "sum", "mean", "var",
-            "std", "max", "min", "reshape", "transpose", "permute", ".T", "flatten",
+            "std", "max", "min", "amax", "amin", "reshape", "transpose", "permute", ".T", "flatten",
             "squeeze", "unsqueeze", "expand", "softmax", "log_softmax", "cat", "stack",
             "where", "maximum", "minimum", "getitem", "F.linear", "F.dropout", "F.relu",
             "F.sigmoid", "F.tanh"}
@@ -593,8 +762,11 @@ def test_max_ties_share_the_gradient():
     x.max().backward()
     np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [0, 0, 0]])
     x.grad = None
-    x.max(dim=1).sum().backward()
+    x.amax(dim=1).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [0.5, 0, 0.5]])
+    x.grad = None
+    x.max(dim=1).values.sum().backward()  # with a dim: all to the first maximum (argmax)
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
 
 
 def test_relu_abs_clamp_gradient_at_the_kink_follows_pytorch():
@@ -612,13 +784,23 @@ def test_maximum_ties_split_the_gradient():
     np.testing.assert_allclose(b.grad.numpy(), [0.5, 1.0])
 
 
-@pytest.mark.parametrize("op", ["sum", "mean", "var", "std", "max", "min"])
+@pytest.mark.parametrize("op", ["sum", "mean", "var", "std", "amax", "amin"])
 def test_axis_and_keepdims_are_aliases(op):
     x = tg.tensor(np.arange(24.0).reshape(2, 3, 4) ** 1.5)
     a = getattr(x, op)(dim=(0, 2), keepdim=True)
     b = getattr(x, op)(axis=(0, 2), keepdims=True)
     assert a.shape == (1, 3, 1)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_axis_and_keepdims_are_aliases_for_max_min_with_a_dim(op):
+    x = tg.tensor(np.arange(24.0).reshape(2, 3, 4) ** 1.5)
+    a = getattr(x, op)(dim=2, keepdim=True)
+    b = getattr(x, op)(axis=2, keepdims=True)
+    assert a.values.shape == a.indices.shape == (2, 3, 1)
+    np.testing.assert_array_equal(a.values.numpy(), b.values.numpy())
+    np.testing.assert_array_equal(a.indices.numpy(), b.indices.numpy())
 
 
 def test_argmax_argmin_have_no_gradient_and_int64():
@@ -686,8 +868,11 @@ def test_out_of_range_dims_and_indices_are_index_errors(bad):
 
 def test_reductions_of_a_0d_tensor_accept_dim_0():
     x = tg.tensor(2.5, requires_grad=True)
-    for op in ("sum", "mean", "max", "min"):
+    for op in ("sum", "mean", "amax", "amin"):
         assert getattr(x, op)(dim=0).item() == 2.5
+    for op in ("max", "min"):  # (values, indices), as PyTorch's
+        assert getattr(x, op)(dim=0).values.item() == 2.5
+        assert getattr(x, op)(dim=-1).indices.item() == 0
     x.sum(0).backward()
     assert x.grad.item() == 1.0
 

@@ -96,11 +96,13 @@ def gradient(p: np.ndarray, t: int) -> np.ndarray:
     return 2.0 * (p - 1.0) * np.linspace(0.5, 2.0, p.size).reshape(p.shape) + 0.3 * np.cos(t + p)
 
 
+@pytest.mark.parametrize("shape", [(3, 4), ()], ids=["matrix", "0-d"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_trajectory_matches_formula(case):
+def test_trajectory_matches_formula(case, shape):
+    # a 0-d parameter (a temperature, a gate) is updated as any other (Adam crashed on it)
     cls, ref, kw = case
     rng = np.random.default_rng(0)
-    p0 = rng.normal(size=(3, 4))
+    p0 = np.asarray(rng.normal(size=shape))
     param = nn.Parameter(tg.tensor(p0, dtype=tg.float64))
     opt = cls([param], **kw)
     expected, state = p0.copy(), {}
@@ -111,22 +113,24 @@ def test_trajectory_matches_formula(case):
         expected = ref(expected, gradient(expected, t), state, **kw)
         np.testing.assert_allclose(param.numpy(), expected, rtol=1e-12, atol=1e-12,
                                    err_msg=f"step {t}")
+    assert param.shape == shape
 
 
+@pytest.mark.parametrize("shape", [(5,), ()], ids=["vector", "0-d"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_float32_stays_float32_in_place(case):
+def test_float32_stays_float32_in_place(case, shape):
     cls, _, kw = case
-    param = nn.Parameter(tg.randn(5))
+    param = nn.Parameter(tg.randn(*shape))
     data = param.data
     opt = cls([param], **kw)
     for t in range(3):
         param.grad = tg.tensor(gradient(param.numpy(), t).astype(np.float32))
         opt.step()
-    assert param.dtype == np.float32
+    assert param.dtype == np.float32 and param.shape == shape
     assert param.data is data  # updated in place: whoever holds the array sees the update
     for value in opt.state[param].values():
         if isinstance(value, tg.Tensor):
-            assert value.dtype == np.float32
+            assert value.dtype == np.float32 and value.shape == shape
 
 
 def test_sgd_momentum_buffer_starts_at_first_gradient():
@@ -189,6 +193,41 @@ def test_param_groups_have_their_own_lr_and_defaults():
     opt.step()
     np.testing.assert_allclose(a.numpy(), [0.9, 0.9])
     np.testing.assert_allclose(b.numpy(), [0.5, 0.5])
+
+
+@pytest.mark.parametrize("cls", [nn.optim.SGD, nn.optim.RMSprop, nn.optim.Adam, nn.optim.AdamW])
+def test_step_bumps_the_version_of_each_updated_parameter(cls):
+    a, b = nn.Parameter(tg.ones(3)), nn.Parameter(tg.ones(()))
+    idle = nn.Parameter(tg.ones(2))
+    opt = cls([a, b, idle], lr=0.1)
+    versions = [a._version, b._version, idle._version]
+    for _ in range(2):
+        a.grad, b.grad = tg.ones(3), tg.ones(())
+        opt.step()
+    assert [a._version, b._version] == [versions[0] + 2, versions[1] + 2]
+    assert idle._version == versions[2]  # no gradient, no update, no new version
+
+
+def test_a_step_between_forward_and_backward_is_detected():
+    # the update changed values the graph saved: backward must refuse, not use them
+    p = nn.Parameter(tg.tensor([1.0, 2.0, 3.0]))
+    opt = nn.optim.SGD([p], lr=0.1)
+    loss = (p * p).sum()
+    p.grad = tg.ones(3)
+    opt.step()
+    p.grad = None
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_zero_grad_in_place_bumps_the_gradient_version():
+    p = nn.Parameter(tg.ones(2))
+    opt = nn.optim.SGD([p], lr=0.1)
+    p.grad = tg.ones(2)
+    grad, version = p.grad, p.grad._version
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is grad and grad._version == version + 1
+    np.testing.assert_array_equal(grad.numpy(), [0.0, 0.0])
 
 
 def test_params_without_grad_are_skipped():

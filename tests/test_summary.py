@@ -1,4 +1,4 @@
-"""nn.summary: the lecture's AlexNet and GoogLeNet-stem tables (SPEC §6, issue 4)."""
+"""nn.summary: the lecture's AlexNet and GoogLeNet-stem tables (docs/lecture.md, issue 4)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,36 @@ def test_summary_of_a_model_with_batchnorm_after_flatten_in_training_mode():
     assert s.rows[1]["flops"] == 12 and s.rows[1]["params"] == 15
     assert model.training
     assert tg.is_grad_enabled()
+
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_batch_dim_zero_means_the_size_includes_the_batch(batch):
+    # torchinfo's spelling: summary(model, (1, 3, 224, 224), batch_dim=0); rows stay per image
+    model = small_cnn()
+    with_batch = nn.summary(model, (batch, 3, 16, 16), batch_dim=0)
+    without = nn.summary(model, (3, 16, 16))
+    assert with_batch.rows == without.rows
+    assert with_batch.rows[0]["input_shape"] == (3, 16, 16)
+    assert with_batch.rows[0]["output_shape"] == (4, 8, 8)
+    assert with_batch.rows[0]["memory_kb"] == 4 * 8 * 8 * 4 / 1024
+    assert with_batch.rows[4]["flops"] == 64 * 10
+    assert (with_batch.total_params, with_batch.total_flops) == (without.total_params,
+                                                                 without.total_flops)
+    two_inputs = nn.summary(model, [(batch, 3, 16, 16)], batch_dim=0)
+    assert two_inputs.rows == without.rows
+
+
+@pytest.mark.parametrize("size, batch_dim, words", [
+    ((1, 3, 16, 16), 1, "batch_dim must be None"),
+    ((1, 3, 16, 16), True, "batch_dim must be None"),
+    ((0, 3, 16, 16), 0, "starts with the batch size"),
+    ((), 0, "starts with the batch size"),
+])
+def test_bad_batch_dim_is_refused(size, batch_dim, words):
+    with pytest.raises(ValueError, match=words):
+        nn.summary(small_cnn(), size, batch_dim=batch_dim)

@@ -1,4 +1,4 @@
-"""Tensor creation, dtype policy, attributes and conversions (SPEC §4, issue 2 items 1, 5)."""
+"""Tensor creation, dtype policy, attributes and conversions (issue 2 items 1, 5)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ import matplotlib
 import numpy as np
 import pytest
 
+import nn
 import tensorgrad as tg
 
 matplotlib.use("Agg")
@@ -212,12 +213,7 @@ def test_without_resume_a_run_starts_fresh(reference, tmp_path):
 
 
 def run_main(argv, capsys) -> tuple[int, str]:
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import train as train_script
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    code = train_script.main(argv)
+    code = import_script().main(argv)
     return code, capsys.readouterr().err
 
 
@@ -231,6 +227,8 @@ def run_main(argv, capsys) -> tuple[int, str]:
     (["--epochs", "0"], "--epochs"),
     (["--epochs", "three"], "three"),
     (["--no-such-option"], "--no-such-option"),
+    (["--image-size", "0"], "--image-size"),
+    (["--lr", "-1"], "--lr"),
 ])
 def test_bad_arguments_give_one_line_and_nonzero_exit(argv, needle, capsys, tmp_path):
     code, err = run_main([*argv, "--out", str(tmp_path / "run")], capsys)
@@ -261,3 +259,63 @@ def test_checkpoint_of_another_model_is_refused(reference, tmp_path):
     assert len(lines) == 1 and "resnet20" in lines[0] and "plain20" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def import_script():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import train as train_script
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return train_script
+
+
+def test_a_model_too_big_for_the_images_says_image_size(capsys, tmp_path):
+    # GoogLeNet's five stride-2 stages shrink the 8×8 digits to nothing (as VGG's do)
+    code, err = run_main(["--model", "googlenet", "--limit", "16", "--epochs", "1",
+                          "--device", "cpu", "--out", str(tmp_path / "run")], capsys)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "googlenet" in lines[0] and "8×8" in lines[0]
+    assert "--image-size 32" in lines[0]  # the smallest size tried that works
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_image_size_resizes_the_batches():
+    script = import_script()
+    args = script.parse_args(["--limit", "8", "--image-size", "12"])
+    train_set, train_transform, test_set, test_transform, channels = script.load_data(args)
+    x, _ = train_set.get_batch(np.arange(4))
+    for transform in (train_transform, test_transform):
+        out = transform(x, generator=np.random.default_rng(0))
+        assert out.shape == (4, 1, 12, 12)
+    # nearest neighbour: without augmentation, output pixel (i, j) is input (i*8//12, j*8//12)
+    plain = script.Resize(12)(x).numpy()
+    rows = np.arange(12) * 8 // 12
+    np.testing.assert_array_equal(plain, x.numpy()[:, :, rows][:, :, :, rows])
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("rmsprop", 1e-3), ("adam", 1e-3),
+                                           ("adamw", 1e-3)])
+def test_lr_defaults_per_optimizer(optimizer, lr):
+    script = import_script()
+    args = script.parse_args(["--optimizer", optimizer])
+    assert args.lr == lr
+    opt = script.make_optimizer(args, [nn.Parameter(tg.zeros(2))])
+    assert opt.param_groups[0]["lr"] == lr
+    assert script.parse_args(["--optimizer", optimizer, "--lr", "0.05"]).lr == 0.05
+
+
+def test_resume_with_another_optimizer_is_one_line(reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes((reference / "checkpoint.npz").read_bytes())
+    code, err = run_main([*TINY, "--epochs", "4", "--optimizer", "adam", "--resume",
+                          "--out", str(out)], capsys)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--optimizer sgd" in lines[0] and "adam" in lines[0], err
+    assert "Traceback" not in err
+    assert tg.load(out / "checkpoint.npz")["epoch"] == 3  # left as it was

@@ -68,10 +68,13 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = self._zeros_like(p)
             max_sq = state["max_exp_avg_sq"].data
             xp.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = xp.sqrt(max_sq)
+            root_of = max_sq
         else:
-            denom = xp.sqrt(exp_avg_sq)
-        # one buffer, updated in place: denom -> √v̂ + ε -> m / denom -> the step
+            root_of = exp_avg_sq
+        # one buffer, updated in place: denom -> √v̂ + ε -> m / denom -> the step. It is
+        # allocated explicitly: xp.sqrt of a 0-d array returns a NumPy scalar, which
+        # cannot be an ``out=`` target (a scalar parameter such as a temperature)
+        denom = xp.sqrt(root_of, out=xp.empty_like(root_of))
         denom /= bias_correction2_sqrt
         denom += eps
         xp.divide(exp_avg, denom, out=denom)

@@ -5,7 +5,9 @@ its hyperparameters (``lr`` ...), so different parts of a model can learn at
 different rates; ``state[p]`` holds the running buffers of parameter ``p``
 (momentum, squared-gradient averages ...). ``step()`` first checks every gradient
 (shape, dtype, device) and only then updates, so a failed step changes nothing.
-Updates are in-place array operations on ``p.data``: no graph is recorded.
+Updates are in-place array operations on ``p.data``: no graph is recorded, but each
+updated parameter's version counter is bumped (as PyTorch's in-place update does), so a
+backward through a graph that saved the old values raises instead of using the new ones.
 
 ``state_dict()`` follows PyTorch's layout, with parameters replaced by their index
 in the order of the groups::
@@ -88,6 +90,7 @@ class Optimizer:
                     p.grad = None
                 else:
                     p.grad.data[...] = 0
+                    p.grad._bump_version()
 
     # ------------------------------------------------------------ stepping
     def step(self, closure: Callable[[], Any] | None = None):
@@ -104,6 +107,8 @@ class Optimizer:
                     continue
                 state = self.state[p]
                 self._update(p, p.grad.data, state, group)
+                # the update wrote p.data in place: a backward that saved p must see that
+                p._bump_version()
                 if not state:  # a stateless rule (plain SGD) keeps no entry, as PyTorch
                     del self.state[p]
         return loss

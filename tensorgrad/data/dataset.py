@@ -11,7 +11,10 @@ fancy-indexing operation per field, and the ``DataLoader`` always calls it.
 from __future__ import annotations
 
 import abc
+import inspect
+import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -161,3 +164,87 @@ class ImageDataset(Dataset):
     def targets(self) -> np.ndarray:
         """The labels, under torchvision's name."""
         return self.labels
+
+
+class Subset(Dataset):
+    """The examples of ``dataset`` at ``indices``, in that order: ``subset[i]`` is
+    ``dataset[indices[i]]``. A batch is the parent's ``get_batch`` of the mapped
+    indices, so a subset of an array-backed dataset stays one gather per batch."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int]):
+        index_array = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+        if index_array.size == 0:
+            index_array = index_array.astype(np.int64).reshape(0)
+        if index_array.ndim != 1 or index_array.dtype.kind not in "iu":
+            raise TypeError(f"Subset: indices must be a 1-d sequence of ints, got "
+                            f"{index_array.dtype} values of shape {index_array.shape}")
+        n = len(dataset)
+        if index_array.size and (index_array.min() < -n or index_array.max() >= n):
+            bad = index_array[(index_array < -n) | (index_array >= n)][0]
+            raise IndexError(f"Subset: index {int(bad)} is out of range for a dataset of {n}")
+        self.dataset = dataset
+        self.indices = indices
+        self._indices = index_array.astype(np.int64, copy=False) % max(n, 1)
+
+    def __getitem__(self, index):
+        if isinstance(index, (list, tuple, np.ndarray)):  # as PyTorch: a list of examples
+            return [self.dataset[int(self._indices[i])] for i in index]
+        return self.dataset[int(self._indices[index])]
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def get_batch(self, indices: np.ndarray, generator: np.random.Generator | None = None):
+        parent = getattr(self.dataset, "get_batch", None)
+        mapped = self._indices[np.asarray(indices, dtype=np.int64)]
+        if parent is None:
+            return collate([self.dataset[int(i)] for i in mapped])
+        try:
+            takes_generator = "generator" in inspect.signature(parent).parameters
+        except (TypeError, ValueError):
+            takes_generator = False
+        return parent(mapped, generator=generator) if takes_generator else parent(mapped)
+
+
+def random_split(dataset: Any, lengths: Sequence[int | float],
+                 generator: np.random.Generator | int | None = None) -> list[Subset]:
+    """Split ``dataset`` into non-overlapping random ``Subset``s of the given lengths,
+    as PyTorch's ``random_split``.
+
+    ``lengths`` are counts that add up to ``len(dataset)``, or fractions that add up to
+    1: then each split gets ``floor(fraction * len(dataset))`` examples and the
+    remainder is handed out one at a time, round-robin from the first split.
+    ``generator`` (a NumPy Generator or an int seed) draws the permutation; default:
+    tensorgrad's global CPU generator, so ``tg.manual_seed`` fixes the split.
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in lengths):
+        raise TypeError(f"random_split: lengths must be numbers, got {lengths!r}")
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:  # fractions
+        for i, frac in enumerate(lengths):
+            if frac < 0 or frac > 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1 "
+                                 f"({frac!r})")
+        counts = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range(n - sum(counts)):  # the remainder, round-robin
+            counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"random_split: length of split at index {i} is 0; "
+                              f"this might result in an empty dataset", stacklevel=2)
+        lengths = counts
+    if any(not isinstance(v, numbers.Integral) or v < 0 for v in lengths):
+        raise ValueError(f"random_split: lengths must be non-negative ints (or fractions "
+                         f"that sum to 1), got {lengths!r}")
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: sum of input lengths ({sum(lengths)}) does not equal "
+                         f"the length of the input dataset ({n})")
+    if generator is None:
+        generator = backend.generator(backend.Device("cpu"))
+    elif not isinstance(generator, np.random.Generator):
+        generator = np.random.default_rng(generator)
+    order = generator.permutation(n)
+    offsets = np.cumsum([0, *lengths])
+    return [Subset(dataset, order[start:stop].tolist())
+            for start, stop in zip(offsets[:-1], offsets[1:])]

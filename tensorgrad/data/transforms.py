@@ -4,8 +4,10 @@ Each transform works on all N images at once with array operations (NumPy or CuP
 whichever holds the batch), so augmenting costs a few array passes, not N Python
 calls. Random choices (crop offsets, flips) are drawn per image on the host from a
 NumPy Generator, so CPU and GPU batches are augmented identically. The generator is,
-first found: the one passed in the call (the DataLoader passes its per-epoch one),
-the one given to the constructor (``generator=`` a Generator or an int seed), else
+first found: the one passed in the call; while a DataLoader builds a batch, that
+batch's own generator (also for a transform called inside a dataset's ``__getitem__``,
+so augmentation does not depend on which worker thread builds the batch); the one
+given to the constructor (``generator=`` a Generator or an int seed); else
 tensorgrad's global CPU generator (``tg.manual_seed``).
 
 Transforms take and return Tensors (or raw arrays); they record no gradients.
@@ -13,13 +15,30 @@ Transforms take and return Tensors (or raw arrays); they record no gradients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+
+# The generator of the batch the current thread is building (set by the DataLoader).
+_batch = threading.local()
+
+
+@contextlib.contextmanager
+def loader_generator(generator: np.random.Generator) -> Iterator[None]:
+    """Within the block, transforms in this thread draw from ``generator`` unless the
+    call passes one (the DataLoader wraps the building of each batch in it)."""
+    previous = getattr(_batch, "generator", None)
+    _batch.generator = generator
+    try:
+        yield
+    finally:
+        _batch.generator = previous
 
 
 def apply_transform(transform: Callable, x: Any, generator: np.random.Generator | None):
@@ -41,7 +60,8 @@ class Transform:
         self.generator = generator
 
     def __call__(self, x, generator: np.random.Generator | None = None):
-        rng = generator or self.generator or backend.generator(backend.Device("cpu"))
+        rng = (generator or getattr(_batch, "generator", None) or self.generator
+               or backend.generator(backend.Device("cpu")))
         data = x.data if isinstance(x, Tensor) else x
         if data.ndim not in (3, 4):
             raise ValueError(f"{type(self).__name__}: expected a batch (N, C, H, W) or one "

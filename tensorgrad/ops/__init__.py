@@ -23,7 +23,26 @@ from .elementwise import (
 )
 from .indexing import getitem
 from .matmul import linear, matmul
-from .reduce import argmax, argmin, log_softmax, max, mean, min, softmax, std, sum, var
+from .rearrange import chunk, flip, repeat, split
+from .reduce import (
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    max,
+    mean,
+    min,
+    softmax,
+    std,
+    sum,
+    var,
+)
+from .select import argsort, gather, masked_fill, scatter, scatter_add, sort, topk
 from .shape import cat, expand, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 
 __all__ = [
@@ -33,4 +52,8 @@ __all__ = [
     "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unsqueeze", "var",
     "where",
+    # selection, rearrangement and the other reductions
+    "all", "amax", "amin", "any", "argsort", "chunk", "cumsum", "flip", "gather",
+    "logsumexp", "masked_fill", "repeat", "scatter", "scatter_add", "sort", "split",
+    "topk",
 ]

@@ -15,8 +15,16 @@ from ..backend import get_array_module
 from ..tensor import DEFAULT_FLOAT, Tensor, _is_float
 
 
+def _array(z):
+    """NumPy turns 0-d results into scalars; a saved output must be the very array the
+    op returns (create_graph finds the output tensor through it), so keep it an array."""
+    return get_array_module(z).asarray(z)
+
+
 class Add(Function):
     """z = x + y"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, y):
@@ -30,6 +38,8 @@ class Add(Function):
 class Sub(Function):
     """z = x - y"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, y):
         return x - y
@@ -41,6 +51,8 @@ class Sub(Function):
 
 class Mul(Function):
     """z = x * y"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, y):
@@ -58,6 +70,8 @@ class Mul(Function):
 class Div(Function):
     """z = x / y;  dz/dx = 1/y,  dz/dy = -x/y²"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -74,9 +88,11 @@ class Div(Function):
 class Pow(Function):
     """z = x ** y (both tensors);  dz/dx = y·x^(y-1),  dz/dy = z·log x"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, y):
-        z = x**y
+        z = _array(x**y)
         ctx.save_for_backward(x, y, z)
         return z
 
@@ -86,9 +102,11 @@ class Pow(Function):
         xp = get_array_module(g)
         gx = None
         if ctx.needs_input_grad[0]:
-            # where y = 0 the derivative is 0, but y·x^(y-1) would be 0·inf = nan at x = 0
-            y_safe = xp.where(y == 0, xp.ones_like(y), y)
-            gx = g * y * x ** (y_safe - 1)
+            # at x = y = 0 the derivative is 0, but y·x^(y-1) would be 0·inf = nan: a base
+            # of 1 there (not an exponent of 1 wherever y = 0, which would give d/dy of this
+            # gradient, x^(y-1), the wrong value x^0 at y = 0 under create_graph)
+            x_safe = xp.where((x == 0) & (y == 0), xp.ones_like(x), x)
+            gx = g * y * x_safe ** (y - 1)
         gy = None
         if ctx.needs_input_grad[1]:
             # log x is -inf at 0: z·log x is 0·(-inf) = nan for y > 0, where PyTorch
@@ -102,6 +120,8 @@ class Pow(Function):
 
 class PowScalar(Function):
     """z = x ** p for a Python number p;  dz/dx = p·x^(p-1)"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, p):
@@ -118,6 +138,8 @@ class PowScalar(Function):
 
 
 class Neg(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -130,9 +152,11 @@ class Neg(Function):
 class Exp(Function):
     """dz/dx = exp(x) = z"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
-        z = get_array_module(x).exp(x)
+        z = _array(get_array_module(x).exp(x))
         ctx.save_for_backward(z)
         return z
 
@@ -144,6 +168,8 @@ class Exp(Function):
 
 class Log(Function):
     """dz/dx = 1/x"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -159,9 +185,11 @@ class Log(Function):
 class Sqrt(Function):
     """dz/dx = 1 / (2·sqrt(x))"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
-        z = get_array_module(x).sqrt(x)
+        z = _array(get_array_module(x).sqrt(x))
         ctx.save_for_backward(z)
         return z
 
@@ -173,6 +201,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """dz/dx = sign(x) (0 at 0, as PyTorch)"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -188,9 +218,11 @@ class Abs(Function):
 class Tanh(Function):
     """dz/dx = 1 - z²"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
-        z = get_array_module(x).tanh(x)
+        z = _array(get_array_module(x).tanh(x))
         ctx.save_for_backward(z)
         return z
 
@@ -202,6 +234,8 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     """z = 1 / (1 + e^-x);  dz/dx = z(1 - z)"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -222,9 +256,11 @@ class ReLU(Function):
     """z = max(x, 0);  dz/dx = 0 where z <= 0 (also at 0), else 1 — so a NaN passes its
     gradient on, as in PyTorch"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
-        z = get_array_module(x).maximum(x, 0)
+        z = _array(get_array_module(x).maximum(x, 0))
         ctx.save_for_backward(z)
         return z
 
@@ -237,6 +273,8 @@ class ReLU(Function):
 
 class Clamp(Function):
     """z = min(max(x, lo), hi);  the gradient passes where lo <= x <= hi."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, lo, hi):
@@ -259,6 +297,8 @@ class Clamp(Function):
 class Maximum(Function):
     """z = max(x, y) elementwise; at ties the gradient is split evenly (as PyTorch)."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -272,6 +312,8 @@ class Maximum(Function):
 
 class Minimum(Function):
     """z = min(x, y) elementwise; at ties the gradient is split evenly."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, y):
@@ -294,6 +336,8 @@ class Remainder(Function):
     """z = x - ⌊x/y⌋·y (the sign of y, as Python's % and PyTorch's remainder);
     dz/dx = 1,  dz/dy = -⌊x/y⌋"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
@@ -308,6 +352,8 @@ class Remainder(Function):
 
 class Where(Function):
     """z = x where cond else y;  the gradient goes to the branch that was taken."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, cond, x, y):

@@ -7,8 +7,10 @@ there: ``xp.add.at`` does, whereas ``gx[idx] += g`` would keep only one of them.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import Function
-from ..backend import get_array_module, is_cupy_array
+from ..backend import get_array_module, is_cupy_array, to_device
 from ..tensor import Tensor
 
 
@@ -23,12 +25,25 @@ def raw_index(index, xp=None):
     return index
 
 
+def _on_device_of(x: Tensor, index):
+    """Host index arrays (NumPy, or a CPU tensor's) moved to a CUDA tensor's device, as
+    CuPy and PyTorch move them: indexing with them is not mixing devices. A CUDA index
+    for a CPU tensor is left for ``getitem`` to refuse."""
+    if isinstance(index, tuple):
+        return tuple(_on_device_of(x, i) for i in index)
+    if isinstance(index, np.ndarray) and is_cupy_array(x.data):
+        return to_device(index, x.device)
+    return index
+
+
 def _is_advanced(index) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return any(hasattr(p, "dtype") and p.dtype.kind in "iu" for p in parts)
 
 
 class GetItem(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
@@ -37,7 +52,9 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         xp = get_array_module(g)
-        gx = xp.zeros(ctx.shape, ctx.dtype)
+        # zeros_like(g, shape=...): on the device of g, and recordable under create_graph,
+        # where the writes below become SetItem / IndexAdd (each differentiable again)
+        gx = xp.zeros_like(g, dtype=ctx.dtype, shape=ctx.shape)
         if _is_advanced(ctx.index):
             xp.add.at(gx, ctx.index, g)
         else:
@@ -47,7 +64,7 @@ class GetItem(Function):
 
 def getitem(x: Tensor, index) -> Tensor:
     xp = get_array_module(x.data)
-    index = raw_index(index, xp)
+    index = _on_device_of(x, raw_index(index, xp))
     parts = index if isinstance(index, tuple) else (index,)
     for p in parts:
         if isinstance(p, (str, bytes, dict, set)):
@@ -71,6 +88,8 @@ class SetItem(Function):
     """``x[index] = value`` out of place: a copy of x with the positions replaced.
     The replaced positions of x get no gradient; value gets the gradient there."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, value, *, index):
         ctx.index = index
@@ -80,11 +99,42 @@ class SetItem(Function):
 
     @staticmethod
     def backward(ctx, g):
-        gx = g.copy()
+        gx = g.copy()  # (traced: the write below is itself a recorded SetItem)
         gx[ctx.index] = 0
-        return gx, g[ctx.index]
+        return gx, (g[ctx.index] if ctx.needs_input_grad[1] else None)
 
 
 def setitem(x: Tensor, index, value) -> Tensor:
     xp = get_array_module(x.data)
-    return SetItem.apply(x, value, index=raw_index(index, xp))
+    return SetItem.apply(x, value, index=_on_device_of(x, raw_index(index, xp)))
+
+
+class IndexAdd(Function):
+    """``xp.add.at(base, index, values)`` out of place: a copy of base with values
+    added at the positions, repeated positions accumulating. Linear in both, so
+    d base = g and d values = g[index] (a gather: the adjoint of the scatter-add).
+    It is GetItem's backward under create_graph, and GetItem is its backward."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, base, values, *, index):
+        ctx.index = index
+        out = base.copy()
+        get_array_module(base).add.at(out, index, values)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gv = g[ctx.index] if ctx.needs_input_grad[1] else None
+        return g, gv
+
+
+def index_add(base: Tensor, index, values) -> Tensor:
+    """A copy of ``base`` with ``values`` added at ``index`` (any index NumPy takes;
+    repeated positions accumulate, as ``numpy.add.at``). Not PyTorch's dim-wise
+    ``index_add``: this is the scatter-add that indexing's backward needs."""
+    xp = get_array_module(base.data)
+    if not isinstance(values, Tensor):
+        values = Tensor._make(xp.asarray(values, dtype=base.dtype), None)
+    return IndexAdd.apply(base, values, index=raw_index(index, xp))

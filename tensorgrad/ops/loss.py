@@ -1,5 +1,5 @@
-r"""Loss functions: cross-entropy, negative log-likelihood, mean squared error and
-the multiclass SVM (margin) loss.
+r"""Loss functions: cross-entropy, negative log-likelihood, binary cross-entropy on
+logits, mean squared error and the multiclass SVM (margin) loss.
 
 Class-index losses take ``input`` of shape (N, C) or (N, C, d1, ...) — the classes
 on axis 1, as PyTorch — and an integer ``target`` of shape (N,) or (N, d1, ...).
@@ -8,13 +8,24 @@ Cross-entropy and NLL also take one unbatched sample, (C,) with a 0-d target, an
 skip targets equal to ``ignore_index`` (default -100, as PyTorch): their loss and
 gradient are 0 and ``'mean'`` averages over the other targets only.
 
-Cross-entropy is one fused op. With p = softmax(x) and the smoothed target
-distribution q = (1 - ε)·onehot(y) + ε/C::
+Cross-entropy is one fused op. With p = softmax(x), class weights w (all 1 unless
+given) and the target distribution q — the smoothed one-hot (1 - ε)·onehot(y) + ε/C,
+or for probability targets (a float target of the input's shape) (1 - ε)·t + ε/C::
 
-    loss = -Σ_c q_c · log p_c,      ∂loss/∂x = p - q
+    loss = -Σ_c w_c·q_c·log p_c,      ∂loss/∂x = p·Σ_c w_c·q_c - w⊙q
 
-so the backward is one subtraction — no separate log-softmax and NLL graph nodes.
-log p = (x - max x) - log Σ exp(x - max x) stays finite for logits of any size.
+which is p - q without weights (q sums to 1): the backward is one subtraction — no
+separate log-softmax and NLL graph nodes. log p = (x - max x) - log Σ exp(x - max x)
+stays finite for logits of any size. As PyTorch, the weighted ``'mean'`` of
+class-index targets divides by Σ_n w_{y_n}, the total weight of the targets (not by
+N), while the ``'mean'`` of probability targets divides by the number of samples.
+
+Binary cross-entropy on logits x with target t, pos_weight P and weight w::
+
+    loss = w·[(1 - t)·x + (1 + (P - 1)·t)·softplus(-x)]
+    ∂loss/∂x = w·[(1 - t) - (1 + (P - 1)·t)·sigmoid(-x)]
+
+with softplus(-x) = log(1 + e^-x) = max(-x, 0) + log(1 + e^-|x|), finite for any x.
 
 The multiclass SVM loss (``multi_margin_loss``), for one sample with target y::
 
@@ -25,39 +36,44 @@ The multiclass SVM loss (``multi_margin_loss``), for one sample with target y::
 
 from __future__ import annotations
 
-from ..autograd import Function
+import math
+
+import numpy as np
+
+from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
+from .embedding import onehot_array
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduce(loss, reduction: str, count: int | None = None):
+def _reduce(loss, reduction: str, count=None):
     """The per-element losses reduced; a 0-d array (not a NumPy scalar) for mean/sum.
-    ``count`` is how many losses the mean averages (default: all of them)."""
+    ``count`` is what the mean divides the sum by: an int (how many losses; default
+    all of them) or a 0-d array (the total weight of weighted targets)."""
     xp = get_array_module(loss)
     if reduction == "none":
         return loss
     if reduction == "sum":
         return xp.asarray(loss.sum())
-    if count == 0:  # every target ignored: nothing to average, NaN as PyTorch
+    if isinstance(count, int) and count == 0:  # every target ignored: NaN as PyTorch
         return xp.full((), xp.nan, dtype=loss.dtype)
     return xp.asarray(loss.mean() if count is None else loss.sum() / count)
 
 
-def _grad_scale(g, loss_shape: tuple, reduction: str, count: int | None = None):
+def _grad_scale(g, loss_shape: tuple, reduction: str, count=None):
     """d(reduced)/d(per-element loss) · g, shaped to broadcast against the loss."""
-    if reduction == "none":
+    if reduction != "mean":
         return g
-    if reduction == "mean":
-        if count is None:
-            count = 1
-            for n in loss_shape:
-                count *= n
-        # g is a 0-d array of the input's dtype: no upcast. With no kept targets
-        # (count 0) the masked gradient is 0 whatever the scale, as PyTorch's.
-        return g / max(count, 1)
-    return g
+    if count is None:
+        count = math.prod(loss_shape)
+    if isinstance(count, int):
+        # With no kept targets (count 0) the masked gradient is 0 whatever the scale,
+        # as PyTorch's.
+        count = max(count, 1)
+    # g is a 0-d array of the input's dtype (and a weight sum has it too): no upcast
+    return g / count
 
 
 def _with_class_axis(valid):
@@ -67,9 +83,33 @@ def _with_class_axis(valid):
 
 def _onehot(target, num_classes: int, dtype):
     """(N, C, d...) one-hot of class indices (N, d...), in ``dtype``."""
-    xp = get_array_module(target)
-    classes = xp.arange(num_classes).reshape((1, num_classes) + (1,) * (target.ndim - 1))
-    return (xp.expand_dims(target, 1) == classes).astype(dtype)
+    return onehot_array(target, num_classes, dtype, axis=1)
+
+
+def _class_axis(weight, ndim: int):
+    """(C,) class weights shaped (1, C, 1, ...) to broadcast against an (N, C, d...) input."""
+    return weight.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _log_softmax(x):
+    """(log softmax(x), softmax(x)) over axis 1, shifted by the max."""
+    xp = get_array_module(x)
+    logp = x - x.max(axis=1, keepdims=True)
+    p = xp.exp(logp)
+    total = p.sum(axis=1, keepdims=True)
+    logp -= xp.log(total)
+    p /= total
+    return logp, p
+
+
+def _cross_entropy_grad(p, a, weighted: bool):
+    """∂/∂x of -Σ_c a_c·log softmax(x)_c: p·Σ_c a_c - a, which is p - a when ``a`` is
+    an unweighted target distribution (its sum is 1)."""
+    if not weighted:
+        return p - a
+    gx = p * a.sum(axis=1, keepdims=True)
+    gx -= a
+    return gx
 
 
 def _pick(x, target):
@@ -96,69 +136,160 @@ def _drop_ignored(target, valid):
 
 
 class CrossEntropy(Function):
-    """Fused log-softmax + NLL over axis 1, with label smoothing (module docstring)."""
+    """Fused log-softmax + NLL over axis 1 for class-index targets, with class weights
+    and label smoothing (module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, target, *, reduction, label_smoothing, valid=None):
+    def forward(ctx, x, target, weight, *, reduction, label_smoothing, valid=None):
         xp = get_array_module(x)
         num_classes = x.shape[1]
         target, count = _drop_ignored(target, valid)
-        shifted = x - x.max(axis=1, keepdims=True)
-        e = xp.exp(shifted)
-        total = e.sum(axis=1, keepdims=True)
-        logp = shifted
-        logp -= xp.log(total)
+        logp, p = _log_softmax(x)
         loss = -_pick(logp, target)
+        if weight is not None:
+            target_weight = weight[target]
+            loss *= target_weight
+            if valid is not None:
+                target_weight = xp.where(valid, target_weight, target_weight.dtype.type(0))
+            count = target_weight.sum()  # the weighted mean divides by the targets' weight
         if label_smoothing:
             loss *= 1.0 - label_smoothing
-            loss -= (label_smoothing / num_classes) * logp.sum(axis=1)
+            weighted_logp = logp if weight is None else logp * _class_axis(weight, x.ndim)
+            loss -= (label_smoothing / num_classes) * weighted_logp.sum(axis=1)
         if valid is not None:  # where, not a product: an ignored row's loss may be inf
             loss = xp.where(valid, loss, loss.dtype.type(0))
-        e /= total  # e is now softmax(x), all backward needs besides the target
-        ctx.save_for_backward(e, target)
+        ctx.save_for_backward(p, target, *(() if weight is None else (weight,)))
         ctx.reduction, ctx.label_smoothing = reduction, label_smoothing
         ctx.valid, ctx.count = valid, count
         return _reduce(loss, reduction, count)
 
     @staticmethod
     def backward(ctx, g):
-        p, target = ctx.saved_tensors
+        p, target, *weight = ctx.saved_tensors
         eps, num_classes = ctx.label_smoothing, p.shape[1]
         q = _onehot(target, num_classes, p.dtype)
         if eps:
             q *= 1.0 - eps
             q += eps / num_classes
-        gx = p - q
+        if weight:
+            q *= _class_axis(weight[0], p.ndim)
+        gx = _cross_entropy_grad(p, q, weighted=bool(weight))
         scale = _grad_scale(g, target.shape, ctx.reduction, ctx.count)
         gx *= _over_classes(scale, ctx.reduction)
         if ctx.valid is not None:
             gx *= _with_class_axis(ctx.valid)
-        return gx, None
+        return gx, None, None
+
+
+class SoftCrossEntropy(Function):
+    """Cross-entropy against class probabilities t of the input's shape (module
+    docstring); t gets a gradient too: ∂loss/∂t_c = -(1 - ε)·w_c·log p_c."""
+
+    @staticmethod
+    def forward(ctx, x, t, weight, *, reduction, label_smoothing):
+        num_classes = x.shape[1]
+        logp, p = _log_softmax(x)
+        a = t
+        if label_smoothing:
+            a = t * (1.0 - label_smoothing)
+            a += label_smoothing / num_classes
+        if weight is not None:
+            a = a * _class_axis(weight, x.ndim)
+        loss = -(a * logp).sum(axis=1)
+        needs_t = ctx.needs_input_grad[1]
+        ctx.save_for_backward(p, a, *((logp,) if needs_t else ()),
+                              *(() if weight is None else (weight,)))
+        ctx.reduction, ctx.label_smoothing = reduction, label_smoothing
+        ctx.needs_t, ctx.weighted = needs_t, weight is not None
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, a, *rest = ctx.saved_tensors
+        logp = rest.pop(0) if ctx.needs_t else None
+        scale = _over_classes(_grad_scale(g, p.shape[:1] + p.shape[2:], ctx.reduction),
+                              ctx.reduction)
+        # probabilities need not sum to 1 (nor a smoothed, weighted version of them)
+        gx = _cross_entropy_grad(p, a, weighted=True)
+        gx *= scale
+        gt = None
+        if ctx.needs_t:
+            gt = logp * (scale * -(1.0 - ctx.label_smoothing))
+            if ctx.weighted:
+                gt *= _class_axis(rest[0], p.ndim)
+        return gx, gt, None
 
 
 class NLLLoss(Function):
-    """loss = -input[target] (input holds log-probabilities); d/dinput = -onehot."""
+    """loss = -w_y·input[y] (input holds log-probabilities); d/dinput = -w_y·onehot(y)"""
 
     @staticmethod
-    def forward(ctx, x, target, *, reduction, valid=None):
+    def forward(ctx, x, target, weight, *, reduction, valid=None):
+        xp = get_array_module(x)
         target, count = _drop_ignored(target, valid)
         loss = -_pick(x, target)
+        target_weight = None
+        if weight is not None:
+            target_weight = weight[target]
+            loss *= target_weight
+            if valid is not None:
+                target_weight = xp.where(valid, target_weight, target_weight.dtype.type(0))
+            count = target_weight.sum()  # the weighted mean divides by the targets' weight
         if valid is not None:  # where, not a product: an ignored row's loss may be inf
-            loss = get_array_module(x).where(valid, loss, loss.dtype.type(0))
-        ctx.save_for_backward(target)
+            loss = xp.where(valid, loss, loss.dtype.type(0))
+        ctx.save_for_backward(target, *(() if weight is None else (target_weight,)))
         ctx.shape, ctx.dtype, ctx.reduction = x.shape, x.dtype, reduction
         ctx.valid, ctx.count = valid, count
         return _reduce(loss, reduction, count)
 
     @staticmethod
     def backward(ctx, g):
-        (target,) = ctx.saved_tensors
+        target, *target_weight = ctx.saved_tensors
+        scale = _grad_scale(g, target.shape, ctx.reduction, ctx.count)
+        if target_weight:
+            scale = scale * target_weight[0]
+            scale = get_array_module(scale).expand_dims(scale, 1)
+        else:
+            scale = _over_classes(scale, ctx.reduction)
         gx = _onehot(target, ctx.shape[1], ctx.dtype)
-        gx *= -_over_classes(_grad_scale(g, target.shape, ctx.reduction, ctx.count),
-                             ctx.reduction)
+        gx *= -scale
         if ctx.valid is not None:
             gx *= _with_class_axis(ctx.valid)
-        return gx, None
+        return gx, None, None
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """Sigmoid + binary cross-entropy in one stable op (module docstring); the target,
+    weight and pos_weight get gradients too."""
+
+    @staticmethod
+    def forward(ctx, x, t, weight, pos_weight, *, reduction):
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        softplus_neg = xp.maximum(-x, 0) + xp.log1p(e)  # log(1 + e^-x), never overflows
+        coef = 1 if pos_weight is None else (pos_weight - 1) * t + 1
+        unweighted = (1 - t) * x + coef * softplus_neg
+        loss = unweighted if weight is None else unweighted * weight
+        ctx.save_for_backward(x, t, e, softplus_neg, unweighted,
+                              *(xp.ones((), x.dtype) if a is None else a
+                                for a in (weight, pos_weight)))
+        ctx.reduction = reduction
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, e, softplus_neg, unweighted, weight, pos_weight = ctx.saved_tensors
+        xp = get_array_module(g)
+        needs = ctx.needs_input_grad
+        scale = _grad_scale(g, unweighted.shape, ctx.reduction)
+        w_scale = scale * weight  # a scalar 1 stands in for a missing weight/pos_weight
+        coef = (pos_weight - 1) * t + 1
+        sigmoid_neg = xp.where(x >= 0, e / (1 + e), 1 / (1 + e))  # sigmoid(-x), stable
+        gx = ((1 - t) - coef * sigmoid_neg) * w_scale if needs[0] else None
+        gt = ((pos_weight - 1) * softplus_neg - x) * w_scale if needs[1] else None
+        gw = unweighted * scale if needs[2] else None
+        gp = t * softplus_neg * w_scale if needs[3] else None
+        return gx, gt, gw, gp
 
 
 class MSELoss(Function):
@@ -215,7 +346,10 @@ class MultiMarginLoss(Function):
 
 
 def _check_reduction(op: str, reduction: str) -> None:
-    if reduction not in REDUCTIONS:
+    if isinstance(reduction, Tensor):  # torch.nn.functional's third argument is weight
+        raise TypeError(f"{op}: the third positional argument is reduction (a str); pass "
+                        f"class weights by keyword, {op}(input, target, weight=w)")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(
             f"{op}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
             f"got {reduction!r}"
@@ -277,30 +411,118 @@ def _unbatched(x: Tensor, target):
     return x, target, False
 
 
+def _check_class_weight(op: str, weight, x: Tensor) -> None:
+    """``weight``: None or a (C,) tensor of x's dtype that needs no gradient."""
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: weight must be a Tensor or None, got {type(weight).__name__}")
+    num_classes = x.shape[1] if x.ndim > 1 else x.shape[0]
+    if weight.shape != (num_classes,):
+        raise ValueError(f"{op}: weight must have shape ({num_classes},), one per class of "
+                         f"input {tuple(x.shape)}, got {tuple(weight.shape)}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"{op}: weight has dtype {weight.dtype} but input has dtype {x.dtype}")
+    if weight.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"{op}: the gradient with respect to weight is not implemented "
+                           f"(as in PyTorch); pass weight.detach()")
+
+
+def _probability_target(op: str, x: Tensor, target: Tensor) -> None:
+    """A floating-point target holds class probabilities: the input's shape and dtype."""
+    if tuple(target.shape) != tuple(x.shape):
+        raise TypeError(f"{op}: target must hold class indices of an integer dtype, got dtype "
+                        f"{target.dtype} (a floating-point target holds class probabilities "
+                        f"and must have the input's shape {tuple(x.shape)}, got "
+                        f"{tuple(target.shape)})")
+    if target.dtype != x.dtype:
+        raise TypeError(f"{op}: target probabilities have dtype {target.dtype} but input has "
+                        f"dtype {x.dtype}")
+    if x.ndim < 1:
+        raise ValueError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), "
+                         f"got {tuple(x.shape)}")
+
+
 def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
-                  label_smoothing: float = 0.0, *, ignore_index: int = -100) -> Tensor:
-    """Cross-entropy between softmax(input) over axis 1 and class-index targets."""
+                  label_smoothing: float = 0.0, *, weight: Tensor | None = None,
+                  ignore_index: int = -100) -> Tensor:
+    """Cross-entropy between softmax(input) over axis 1 and the target: class indices
+    (an integer tensor), or class probabilities (a float tensor of the input's shape).
+    ``weight`` is one rescaling factor per class (module docstring: the weighted mean
+    divides by the targets' total weight). ``reduction`` and ``label_smoothing`` may be
+    given by position (docs/differences-from-pytorch.md); ``weight`` only by keyword."""
     op = "cross_entropy"
     _check_reduction(op, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be between 0.0 and 1.0, "
                          f"got {label_smoothing}")
+    _check_float_input(op, "input", input)
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        _probability_target(op, input, target)
+        if ignore_index >= 0:
+            raise ValueError(f"{op}: ignore_index is not supported for probability targets "
+                             f"(got ignore_index={ignore_index})")
+        _check_class_weight(op, weight, input)
+        unbatched = input.ndim == 1
+        if unbatched:
+            input, target = input.unsqueeze(0), target.unsqueeze(0)  # noqa: A001
+        loss = SoftCrossEntropy.apply(input, target, weight, reduction=reduction,
+                                      label_smoothing=float(label_smoothing))
+        return loss.squeeze(0) if unbatched and reduction == "none" else loss
     input, target, unbatched = _unbatched(input, target)  # noqa: A001
     valid = _check_class_target(op, input, target, ignore_index)
-    loss = CrossEntropy.apply(input, target, reduction=reduction,
+    _check_class_weight(op, weight, input)
+    loss = CrossEntropy.apply(input, target, weight, reduction=reduction,
                               label_smoothing=float(label_smoothing), valid=valid)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
 
 
 def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A002
-             *, ignore_index: int = -100) -> Tensor:
-    """Negative log-likelihood of class-index targets; ``input`` holds log-probabilities."""
+             *, weight: Tensor | None = None, ignore_index: int = -100) -> Tensor:
+    """Negative log-likelihood of class-index targets; ``input`` holds log-probabilities.
+    With ``weight`` each loss is scaled by its target's weight and the mean divides by
+    their sum, as PyTorch."""
     op = "nll_loss"
     _check_reduction(op, reduction)
     input, target, unbatched = _unbatched(input, target)  # noqa: A001
     valid = _check_class_target(op, input, target, ignore_index)
-    loss = NLLLoss.apply(input, target, reduction=reduction, valid=valid)
+    _check_class_weight(op, weight, input)
+    loss = NLLLoss.apply(input, target, weight, reduction=reduction, valid=valid)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A002
+                                     weight: Tensor | None = None, size_average=None,
+                                     reduce=None, reduction: str = "mean",  # noqa: A002
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """-[t·log σ(x) + (1 - t)·log(1 - σ(x))] of logits x, computed without forming σ(x)
+    (stable for any x). ``weight`` rescales each element and ``pos_weight`` the positive
+    term (both broadcast against the input, pos_weight usually one per class)."""
+    op = "binary_cross_entropy_with_logits"
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{op}: size_average and reduce are deprecated; use reduction=")
+    _check_reduction(op, reduction)
+    _check_float_input(op, "input", input)
+    _check_float_input(op, "target", target)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"{op}: target size {tuple(target.shape)} must be the same as input "
+                         f"size {tuple(input.shape)}")
+    for name, t in (("target", target), ("weight", weight), ("pos_weight", pos_weight)):
+        if t is None:
+            continue
+        _check_float_input(op, name, t)
+        if t.dtype != input.dtype:
+            raise TypeError(f"{op}: {name} has dtype {t.dtype} but input has dtype "
+                            f"{input.dtype}")
+        try:
+            fits = np.broadcast_shapes(t.shape, input.shape) == tuple(input.shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not broadcast to "
+                             f"the input's shape {tuple(input.shape)}")
+    return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight,
+                                              reduction=reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002

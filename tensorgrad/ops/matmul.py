@@ -14,6 +14,8 @@ from ..tensor import Tensor
 class MatMul(Function):
     """c = a @ b;  da = g @ bᵀ,  db = aᵀ @ g (batch dims reduced if broadcast)."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -46,6 +48,8 @@ class MatMul(Function):
 class Linear(Function):
     """y = x Wᵀ + b for x (..., in), W (out, in);
     dx = g W,  dW = gᵀ x,  db = Σ g over every axis but the last."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, w, b=None):

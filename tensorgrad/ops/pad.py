@@ -47,6 +47,8 @@ def pad_array(x, widths: Sequence[tuple[int, int]], value=0):
 class Pad(Function):
     """y = x framed by a constant;  dx = the part of dy that holds x."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, widths, value):
         ctx.shape = x.shape
@@ -55,9 +57,11 @@ class Pad(Function):
 
     @staticmethod
     def backward(ctx, g):
-        xp = get_array_module(g)
         _, src, dst = _windows(ctx.shape, ctx.widths)
-        gx = xp.zeros(ctx.shape, dtype=g.dtype)
+        if all(s.stop - s.start == n for s, n in zip(src, ctx.shape)):
+            return g[dst]  # nothing cropped: the window of g is the whole gradient
+        # a crop: the cropped-away elements of x get 0 (the write is a SetItem when traced)
+        gx = get_array_module(g).zeros_like(g, shape=ctx.shape)
         gx[src] = g[dst]
         return gx
 

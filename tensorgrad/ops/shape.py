@@ -12,12 +12,15 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..autograd.traced import TracedArray
 from ..backend import get_array_module
 from ..tensor import Tensor, int_args
 from .reduce import dim_alias, normalize_dims
 
 
 class Reshape(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, shape):
         ctx.shape = x.shape
@@ -29,6 +32,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, dims):
         ctx.inverse = tuple(np.argsort(dims))
@@ -42,6 +47,8 @@ class Permute(Function):
 class Expand(Function):
     """A broadcast view; the engine's unbroadcast sums the gradient back."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, shape):
         return get_array_module(x).broadcast_to(x, shape)
@@ -52,6 +59,8 @@ class Expand(Function):
 
 
 class Cat(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, *xs, axis):
         ctx.axis = axis
@@ -64,6 +73,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, *xs, axis):
         ctx.axis = axis
@@ -71,12 +82,14 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, g):
-        n = g.shape[ctx.axis]
-        return tuple(g.take(i, axis=ctx.axis) for i in range(n))
+        lead = (slice(None),) * ctx.axis  # g[..., i, ...] at the stacked axis: a view
+        return tuple(g[lead + (i,)] for i in range(g.shape[ctx.axis]))
 
 
 class ToCopy(Function):
     """Move to another device and/or cast; the gradient goes back the same way."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, device, dtype):
@@ -85,10 +98,14 @@ class ToCopy(Function):
 
     @staticmethod
     def backward(ctx, g):
+        if isinstance(g, TracedArray):  # create_graph: the move back is a ToCopy too
+            return TracedArray(g.t.to(device=ctx.src_device, dtype=ctx.src_dtype))
         return backend.to_device(g, ctx.src_device).astype(ctx.src_dtype, copy=False)
 
 
 class Clone(Function):
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x):
         return x.copy()
@@ -101,6 +118,8 @@ class Clone(Function):
 class Fill(Function):
     """x's shape and dtype filled with ``value`` (broadcast): ``fill_``/``copy_``
     out of place. The old values get no gradient; ``value`` gets the sum of its uses."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, value):

@@ -1,0 +1,84 @@
+"""NCCL for CUDA tensors, through CuPy's ``cupy.cuda.nccl``.
+
+One communicator per process, on the GPU of the first CUDA tensor it reduces. NCCL
+needs every rank to start from the same unique id: rank 0 makes it and MPI
+broadcasts it. The calls take raw device pointers and are enqueued on CuPy's current
+stream, so later work on that stream sees the result without a host synchronisation
+(and an ``async_op`` handle has nothing left to wait for).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
+from .. import backend
+
+
+def nccl_module() -> Any:
+    """``cupy.cuda.nccl`` when CuPy, a GPU and the NCCL library are all there, else None."""
+    if backend.cuda_unavailable_reason() is not None:
+        return None
+    try:
+        with warnings.catch_warnings():  # CuPy warns when the library is missing
+            warnings.simplefilter("ignore")
+            nccl = importlib.import_module("cupy.cuda.nccl")
+    except Exception:
+        return None
+    return nccl if getattr(nccl, "available", False) else None
+
+
+class NcclCommunicator:
+    """The NCCL collectives tensorgrad uses, on contiguous CuPy arrays, in place."""
+
+    def __init__(self, mpi_comm: Any, device_index: int):
+        self.nccl = nccl = nccl_module()
+        if nccl is None:
+            raise RuntimeError("NCCL is not available (CuPy, a GPU and cupy.cuda.nccl needed)")
+        unique_id = nccl.get_unique_id() if mpi_comm.Get_rank() == 0 else None
+        unique_id = mpi_comm.bcast(unique_id, root=0)
+        self.device = device_index
+        with backend._cupy.cuda.Device(device_index):
+            self.comm = nccl.NcclCommunicator(mpi_comm.Get_size(), unique_id,
+                                              mpi_comm.Get_rank())
+        self.dtypes = {"b": nccl.NCCL_INT8, "B": nccl.NCCL_UINT8, "i": nccl.NCCL_INT32,
+                       "I": nccl.NCCL_UINT32, "l": nccl.NCCL_INT64, "q": nccl.NCCL_INT64,
+                       "L": nccl.NCCL_UINT64, "Q": nccl.NCCL_UINT64, "e": nccl.NCCL_FLOAT16,
+                       "f": nccl.NCCL_FLOAT32, "d": nccl.NCCL_FLOAT64}
+        self.ops = {"sum": nccl.NCCL_SUM, "product": nccl.NCCL_PROD, "max": nccl.NCCL_MAX,
+                    "min": nccl.NCCL_MIN}
+
+    def _args(self, array) -> tuple[int, int, int]:
+        """(device pointer, element count, NCCL dtype) of a contiguous array."""
+        if array.device.id != self.device:
+            raise RuntimeError(f"NCCL: the tensor is on cuda:{array.device.id}, but this "
+                               f"process's communicator is on cuda:{self.device} (one GPU "
+                               f"per rank)")
+        if array.dtype.char not in self.dtypes:
+            raise TypeError(f"NCCL: no reduction for dtype {array.dtype}")
+        return array.data.ptr, array.size, self.dtypes[array.dtype.char]
+
+    @staticmethod
+    def _stream() -> int:
+        return backend._cupy.cuda.get_current_stream().ptr
+
+    def all_reduce(self, array, op: str) -> None:
+        ptr, count, dtype = self._args(array)
+        self.comm.allReduce(ptr, ptr, count, dtype, self.ops[op], self._stream())
+
+    def broadcast(self, array, src: int) -> None:
+        ptr, count, dtype = self._args(array)
+        self.comm.broadcast(ptr, ptr, count, dtype, src, self._stream())
+
+    def all_gather(self, send, recv) -> None:
+        ptr, count, dtype = self._args(send)
+        self.comm.allGather(ptr, self._args(recv)[0], count, dtype, self._stream())
+
+    def reduce_scatter(self, send, recv, op: str) -> None:
+        ptr, count, dtype = self._args(recv)
+        self.comm.reduceScatter(self._args(send)[0], ptr, count, dtype, self.ops[op],
+                                self._stream())
+
+    def destroy(self) -> None:
+        self.comm.destroy()
