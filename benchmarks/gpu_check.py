@@ -12,9 +12,9 @@ still leaves what it learnt. The parts, in order:
 1. ``suite``: the whole test suite with CUDA as the test device (``TG_TEST_DEVICE=cuda``,
    ``pytest -n 8``, hypothesis's derandomized ``ci`` profile): counts, failures, and the
    largest kernel-vs-generic differences the ``gpu`` tests report (``suite.xml``,
-   ``suite.log``, ``kernel_diffs.jsonl``); then the CuPy stand-in's accept/refuse rules
-   against the real CuPy (``tests/test_standin_rules.py``, when the suite has it:
-   ``standin.log``).
+   ``suite.log``, ``kernel_diffs.jsonl``), and how the CuPy stand-in's accept/refuse
+   rules fared against the real CuPy (``tests/test_cupy_standin.py``'s ``[cupy]`` cases;
+   rerun alone into ``standin.log`` if the suite was stopped before them).
 2. ``bench``: tensorgrad against PyTorch on the same GPU, in the same process, as
    ratios (``bench.md``): the ``bench_ops`` rows, a CIFAR ResNet-20 training step at
    batch 128, and a ResNet-50 training step at batch 64 and 128 (224²) in float32 and
@@ -50,12 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("suite", "bench", "train")
 BUDGET_S = {"suite": 150, "bench": 85, "train": 50}  # 285 s: the 5 minutes, less start-up
 TOTAL_S = 290
-# The CuPy stand-in's accept/refuse rules, written to run against the real CuPy when
-# TG_STANDIN_AGAINST=cupy: the first of these files that exists is run after the suite.
-STANDIN_RULES_FILES = ("tests/test_standin_rules.py",)
-STANDIN_RULES = next((ROOT / f for f in STANDIN_RULES_FILES if (ROOT / f).exists()),
-                     ROOT / STANDIN_RULES_FILES[0])
-STANDIN_BUDGET_S = 20  # taken from the suite's budget
+# The CuPy stand-in's accept/refuse rules: its tests whose ``xp`` is the real CuPy
+# (``[cupy]``, gpu-marked) run within the suite; rerun alone if the suite was cut short.
+STANDIN_RULES = ROOT / "tests" / "test_cupy_standin.py"
+STANDIN_BUDGET_S = 20  # kept from the suite's budget for that rerun
 WORKERS = int(os.environ.get("GPU_CHECK_WORKERS", "8"))
 
 
@@ -185,20 +183,25 @@ class Run:
         result["kernel_diffs"] = largest_diffs(diffs)
         if not diffs.exists() or not diffs.stat().st_size:
             diffs.unlink(missing_ok=True)
-        result["standin"] = self.standin_rules()
+        result["standin"] = self.standin_rules(result.get("cases", []))
+        result.pop("cases", None)
         self.results["suite"] = result
 
-    def standin_rules(self) -> dict:
-        """The stand-in's accept/refuse rules, run against the real CuPy."""
+    def standin_rules(self, cases: list[tuple[str, str]]) -> dict:
+        """The stand-in's accept/refuse rules against the real CuPy: from the suite's
+        results, or rerun alone when the suite did not reach them."""
         if not STANDIN_RULES.exists():
-            return {"note": f"{STANDIN_RULES.relative_to(ROOT)} not in the suite yet: "
-                            "nothing to check"}
+            return {"note": f"{STANDIN_RULES.relative_to(ROOT)} is missing: nothing to check"}
+        mine = [(n, o) for n, o in cases if STANDIN_RULES.stem in n and "[cupy" in n]
+        if mine or self.dry:  # (a dry run has no real CuPy to check against)
+            failed = [n for n, o in mine if o in ("failed", "error")]
+            return {"from_suite": True, "passed": sum(o == "passed" for _, o in mine),
+                    "failed": len(failed), "skipped": sum(o == "skipped" for _, o in mine),
+                    "failures": [(n, "") for n in failed]}
         log = self.out / "standin.log"
         cmd = [sys.executable, "-m", "pytest", str(STANDIN_RULES.relative_to(ROOT)), "-q",
-               "-rf", "-p", "no:cacheprovider"]
-        # the real CuPy: PYTHONPATH is the checkout alone, never the stand-in's folder
-        env = child_env(TG_STANDIN_AGAINST="cupy", HYPOTHESIS_PROFILE="ci", CI="true")
-        env["PYTHONPATH"] = str(ROOT)
+               "-rf", "-p", "no:cacheprovider", "-k", "cupy", "-n", "0"]
+        env = child_env(TG_TEST_DEVICE="cuda", HYPOTHESIS_PROFILE="ci", CI="true")
         result = run_capped(cmd, log, STANDIN_BUDGET_S, env)
         result.update(parse_pytest_log(log))
         return result
@@ -283,11 +286,16 @@ class Run:
             lines += ["Kernels against their generic reference: no `gpu` test reported a "
                       "difference (no kernels yet, or none ran).", ""]
         s = r.get("standin", {})
+        head = "The CuPy stand-in's accept/refuse rules against the real CuPy"
         if "note" in s:
-            lines += [f"Stand-in rules against the real CuPy: {s['note']}.", ""]
+            lines += [f"{head}: {s['note']}.", ""]
         else:
-            lines += [f"Stand-in rules against the real CuPy: {s.get('passed', 0)} passed, "
-                      f"{s.get('failed', 0)} failed; {self._status(s)} (standin.log).", ""]
+            where = "in the suite" if s.get("from_suite") else \
+                f"rerun alone, {self._status(s)} (standin.log)"
+            lines += [f"{head}: {s.get('passed', 0)} passed, {s.get('failed', 0)} failed, "
+                      f"{s.get('skipped', 0)} skipped ({where})."]
+            lines += [f"- `{name}`" for name, _ in s.get("failures", [])[:20]]
+            lines.append("")
         return lines
 
     def _md_bench(self, r: dict) -> list[str]:
@@ -329,13 +337,18 @@ def parse_junit(xml: Path) -> dict:
         counts["errors"] += int(s.get("errors", 0))
         counts["skipped"] += int(s.get("skipped", 0))
     counts["passed"] = counts["tests"] - counts["failed"] - counts["errors"] - counts["skipped"]
-    failures = []
+    failures, cases = [], []
     for case in root.iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        outcome = "passed"
         for bad in list(case.findall("failure")) + list(case.findall("error")):
-            name = f"{case.get('classname', '')}::{case.get('name', '')}"
+            outcome = "failed" if bad.tag == "failure" else "error"
             message = (bad.get("message") or bad.text or "").strip().splitlines()
             failures.append((name, (message[0] if message else "")[:200]))
-    counts["failures"] = failures
+        if outcome == "passed" and case.find("skipped") is not None:
+            outcome = "skipped"
+        cases.append((name, outcome))
+    counts["failures"], counts["cases"] = failures, cases
     return counts
 
 

@@ -12,11 +12,22 @@ and checks it the way tensorgrad checks its own ops:
 
 1. ``tg.gradcheck``: backward against central finite differences, in float64;
 2. the same check on a deliberately broken backward, which must fail;
-3. property tests, run here with hypothesis' ``@given`` over ``tg.testing`` strategies:
+3. second derivatives, for ``create_graph=True`` (gradient penalties, Hessian-vector
+   products, MAML: see examples/higher_order.py). A user Function can take either way:
+
+   - ``Swish`` saves σ(x), an intermediate that is neither its input nor its output, so
+     its backward cannot be recorded; it is marked ``@tg.autograd.once_differentiable``:
+     its first derivative works under create_graph, differentiating that raises;
+   - ``SmoothSwish`` saves only x and recomputes σ(x) in backward with an ``xp``
+     function, so with ``differentiable_backward = True`` the same formula runs on
+     traced arrays that record a graph; ``tg.gradgradcheck`` checks its second
+     derivative σ(x)(1 − σ(x))(2 + x(1 − 2σ(x))) against finite differences;
+4. property tests, run here with hypothesis' ``@given`` over ``tg.testing`` strategies:
    for any drawn shape and values, gradcheck passes (alone and in a broadcasting
-   expression), the op agrees with the composite
-   ``x * x.sigmoid()`` in value and gradient, float32 stays float32 and finite even for
-   huge inputs, and Swish never goes below its minimum −0.2785 (at x ≈ −1.2785).
+   expression), gradgradcheck passes for ``SmoothSwish``, the op agrees with the
+   composite ``x * x.sigmoid()`` in value and gradient, float32 stays float32 and
+   finite even for huge inputs, and Swish never goes below its minimum −0.2785 (at
+   x ≈ −1.2785).
 
     python examples/custom_op.py                  # prints one line per check
     python examples/custom_op.py --examples 100   # more hypothesis examples per property
@@ -47,8 +58,24 @@ def _sigmoid(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _smooth_sigmoid(x):
+    """σ(x) = (1 + tanh(x/2)) / 2: no overflow either, and smooth as *code*. A backward
+    that create_graph records is differentiated as written, and ``_sigmoid``'s |x| has
+    a kink at 0 (abs′(0) = 0), so the derivative of that code at x = 0 would lose the
+    σ′(0) = 1/4 that the value's two branches meet with: right values, wrong second
+    derivative at one point (a property test finds it). Its cost: tiny σ(x) for
+    x ≲ −37 round to 0, which a gradient (an absolute quantity) does not notice."""
+    return (1 + tg.get_array_module(x).tanh(x / 2)) / 2
+
+
+def _swish_grad(gy, x, s):
+    """dL/dx = dL/dy · (σ(x) + x · σ(x) · (1 − σ(x)))."""
+    return gy * s * (1 + x * (1 - s))
+
+
 class Swish(tg.Function):
-    """y = x · σ(x)."""
+    """y = x · σ(x). First-order only: see ``SmoothSwish`` for the twice-differentiable
+    version."""
 
     @staticmethod
     def forward(ctx, x):
@@ -57,9 +84,28 @@ class Swish(tg.Function):
         return x * s
 
     @staticmethod
+    @tg.autograd.once_differentiable  # σ(x) is a private intermediate: no graph reaches it
     def backward(ctx, gy):
         x, s = ctx.saved_tensors
-        return gy * s * (1 + x * (1 - s))
+        return _swish_grad(gy, x, s)
+
+
+class SmoothSwish(tg.Function):
+    """y = x · σ(x), with a backward that create_graph can differentiate: it reads only
+    the saved input and recomputes σ(x) with an ``xp`` function (tanh), which on traced
+    arrays is a recorded tensor op."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * _smooth_sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        return _swish_grad(gy, x, _smooth_sigmoid(x))
 
 
 def swish(x: tg.Tensor) -> tg.Tensor:
@@ -69,6 +115,17 @@ def swish(x: tg.Tensor) -> tg.Tensor:
     if x.dtype.kind != "f":
         raise TypeError(f"swish expects a floating-point tensor, got dtype {x.dtype}")
     return Swish.apply(x)
+
+
+def smooth_swish(x: tg.Tensor) -> tg.Tensor:
+    """Swish, twice differentiable (``create_graph=True`` works through it)."""
+    return SmoothSwish.apply(x)
+
+
+def swish_second_derivative(x: np.ndarray) -> np.ndarray:
+    """d²/dx² x·σ(x) = σ(x)(1 − σ(x))(2 + x(1 − 2σ(x))), the closed form."""
+    s = 1 / (1 + np.exp(-x))
+    return s * (1 - s) * (2 + x * (1 - 2 * s))
 
 
 class BrokenSwish(Swish):
@@ -100,14 +157,42 @@ def check_broken_is_caught() -> str:
     raise AssertionError("gradcheck accepted a wrong backward")
 
 
+def check_gradgradcheck() -> str:
+    tg.manual_seed(0)
+    x = tg.randn(4, 5, dtype=tg.float64, requires_grad=True)
+    tg.gradgradcheck(smooth_swish, [x])
+    (g,) = tg.autograd.grad(smooth_swish(x).sum(), x, create_graph=True)
+    (h,) = tg.autograd.grad(g.sum(), x)  # elementwise op: the Hessian's diagonal
+    err = float(np.max(np.abs(h.numpy() - swish_second_derivative(x.numpy()))))
+    assert err < 1e-12, err
+    return (f"gradgradcheck SmoothSwish (differentiable_backward) float64 shape "
+            f"{tuple(x.shape)}: passed, d2y/dx2 vs closed form max error {err:.1e}")
+
+
+def check_once_differentiable() -> str:
+    tg.manual_seed(0)
+    x = tg.randn(4, 5, dtype=tg.float64, requires_grad=True)
+    (g,) = tg.autograd.grad(swish(x).sum(), x, create_graph=True)
+    s = 1 / (1 + np.exp(-x.numpy()))
+    err = float(np.max(np.abs(g.numpy() - s * (1 + x.numpy() * (1 - s)))))
+    assert err < 1e-12, err
+    try:
+        g.sum().backward()
+    except RuntimeError as e:
+        return (f"once_differentiable Swish: first derivative under create_graph max "
+                f"error {err:.1e}; second derivative raises: {e}")
+    raise AssertionError("a second derivative through a once_differentiable backward "
+                         "did not raise")
+
+
 def property_checks(examples: int) -> list[tuple[str, object]]:
     """The properties, as hypothesis tests; each records what it measured in ``stats``."""
     run = settings(max_examples=examples, deadline=None, database=None)
     float64 = tgt.arrays(dtype=np.float64, shape=tgt.shapes(max_dims=3, max_side=5),
                          min_value=-8, max_value=8)
 
-    stats = {"gradcheck": 0, "broadcast": 0, "composite": 0, "float32": 0, "minimum": 0,
-             "value_err": 0.0, "grad_err": 0.0, "lowest": np.inf}
+    stats = {"gradcheck": 0, "broadcast": 0, "gradgradcheck": 0, "composite": 0, "float32": 0,
+             "minimum": 0, "value_err": 0.0, "grad_err": 0.0, "lowest": np.inf}
 
     @run
     @given(x=tgt.tensors(tgt.shapes(max_dims=3, max_side=5), np.float64, requires_grad=True,
@@ -121,6 +206,13 @@ def property_checks(examples: int) -> list[tuple[str, object]]:
     def gradients_match_inside_a_broadcasting_expression(data, shapes):
         tgt.check_gradients(lambda x, y: swish(x) * y, data, shapes)
         stats["broadcast"] += 1
+
+    @run
+    @given(x=tgt.tensors(tgt.shapes(max_dims=3, max_side=4), np.float64, requires_grad=True,
+                         min_value=-8, max_value=8))
+    def second_derivatives_match_finite_differences(x):
+        tg.gradgradcheck(smooth_swish, [x])
+        stats["gradgradcheck"] += 1
 
     @run
     @given(a=float64)
@@ -161,6 +253,9 @@ def property_checks(examples: int) -> list[tuple[str, object]]:
         (gradients_match_inside_a_broadcasting_expression,
          lambda: f"property gradcheck of swish(x) * y, broadcast shapes: {stats['broadcast']} "
                  "examples passed"),
+        (second_derivatives_match_finite_differences,
+         lambda: f"property gradgradcheck of SmoothSwish over drawn shapes: "
+                 f"{stats['gradgradcheck']} examples passed"),
         (agrees_with_composite,
          lambda: f"property equals x * sigmoid(x): {stats['composite']} examples passed, "
                  f"max value error {stats['value_err']:.3e}, "
@@ -181,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     failures = 0
-    checks = [(check, None) for check in (check_gradcheck, check_broken_is_caught)]
+    checks = [(check, None) for check in (check_gradcheck, check_broken_is_caught,
+                                          check_gradgradcheck, check_once_differentiable)]
     checks += property_checks(args.examples)
     for check, report in checks:
         try:

@@ -1,6 +1,7 @@
 """Train a lecture architecture end to end — the project's main job (``make train``).
 
     python examples/train.py                  # CIFAR ResNet-20 on Digits, >= 97 % in minutes
+    mpiexec -n 2 python examples/train.py     # the same, data parallel over 2 processes
     python examples/train.py --model resnet56 --dataset cifar10 --data-dir data/cifar10 \\
         --epochs 160 --batch-size 128 --lr 0.1 --weight-decay 1e-4 --scheduler cosine
 
@@ -18,6 +19,14 @@ need no download. Into ``--out DIR`` the run writes:
     final.json       model, dataset, epochs, test_accuracy, test_loss, seconds, ...
 
 and its last line on stdout is ``test accuracy: 0.xxxx``.
+
+Data parallel: launched by ``mpiexec -n N`` (or ``srun``; ``--distributed`` forces it),
+the run splits every batch of ``--batch-size`` over the N ranks (it must divide), each
+rank taking its shard of the data set through a DistributedSampler, with BatchNorm
+synchronised (SyncBatchNorm) and gradients averaged (DistributedDataParallel). The
+metrics are those of the whole batch and test set (summed over the ranks); only rank 0
+prints and writes files, and the checkpoint keeps every rank's RNG state, so
+``--resume`` continues with the same samples and augmentation on every rank.
 
 Kill-safety: the run may be killed (even with SIGKILL) at any moment and continued
 with ``--resume``. Three rules make that exact:
@@ -57,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 import models  # noqa: E402
 import nn  # noqa: E402
 import tensorgrad as tg  # noqa: E402
+import tensorgrad.distributed as dist  # noqa: E402
 import tensorgrad.functional as F  # noqa: E402
 from tensorgrad import data  # noqa: E402
 from tensorgrad.data.transforms import Transform  # noqa: E402
@@ -73,6 +83,9 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 # divide by a running RMS of the gradient and diverge at that rate, 1e-3 is their usual one
 DEFAULT_LR = {"sgd": 0.1, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 SCHEDULERS = ("none", "step", "cosine")
+# what MPI launchers (MPICH's and Open MPI's mpiexec, srun with PMI) tell each process
+LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LAUNCHER_RANK = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 
 
 class UsageError(Exception):
@@ -109,6 +122,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output folder (default runs/<model>-<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--distributed", action="store_true",
+                   help="data parallel over the ranks of mpiexec -n N (detected from the "
+                        "launcher's environment; this forces it, e.g. with one rank)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # for tests
     args = p.parse_args(argv)
@@ -158,6 +174,69 @@ def pick_device(name: str) -> str:
     if name != "cpu" and not name.startswith("cuda"):
         raise UsageError(f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N")
     return name
+
+
+class Ranks:
+    """This process's place in a data-parallel run: rank 0 of 1 without a launcher."""
+
+    def __init__(self, distributed: bool):
+        self.enabled = distributed
+        self.rank, self.size = 0, 1
+        if distributed:
+            if not dist.is_available():
+                raise UsageError('data-parallel training needs mpi4py and an MPI library: '
+                                 'pip install -e ".[distributed]"')
+            dist.init_process_group()
+            self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that prints and writes files."""
+        return self.rank == 0
+
+    def sum(self, *values: float) -> list[float]:
+        """Each value summed over the ranks (the epoch's totals of loss, hits, images)."""
+        if not self.enabled:
+            return list(values)
+        totals = tg.tensor(np.array(values, dtype=np.float64))
+        dist.all_reduce(totals)
+        return totals.tolist()
+
+    def rank0s(self, value):
+        """Rank 0's ``value``, on every rank (a decision they must all share)."""
+        if not self.enabled:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def agree(self, error: str | None) -> None:
+        """Raise the first rank's error on every rank, so that no rank goes on alone
+        into a collective that the failed one will never join."""
+        if self.enabled:
+            errors = [None] * self.size
+            dist.all_gather_object(errors, error)
+            error = next((e for e in errors if e is not None), None)
+        if error is not None:
+            raise UsageError(error)
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order."""
+        if not self.enabled:
+            return [obj]
+        every = [None] * self.size
+        dist.all_gather_object(every, obj)
+        return every
+
+
+def launched_by_mpi() -> bool:
+    """Whether an MPI launcher started this process as one of several."""
+    return any(int(os.environ.get(v) or 1) > 1 for v in LAUNCHER_SIZE)
+
+
+def launcher_rank() -> int:
+    """This process's rank from the launcher's environment (0 without one)."""
+    return next((int(os.environ[v]) for v in LAUNCHER_RANK if os.environ.get(v)), 0)
 
 
 # ------------------------------------------------------------------------ data
@@ -239,9 +318,10 @@ def _forward_error(model, x) -> str | None:
     return None
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A seed for one epoch, derived from the run's seed (see rule 3 above)."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A seed for one epoch (of one rank), derived from the run's seed (see rule 3)."""
+    entropy = [seed, epoch] if rank == 0 else [seed, epoch, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 # ------------------------------------------------------------------ training
@@ -279,7 +359,8 @@ def count_correct(logits, y) -> int:
     return int((logits.data.argmax(axis=1) == y.data).sum())
 
 
-def train_epoch(model, loader, optimizer, device, bar) -> tuple[float, float]:
+def train_epoch(model, loader, optimizer, device, bar) -> tuple[float, int, int]:
+    """One pass over ``loader``: (summed loss, correct predictions, images)."""
     model.train()
     seen = correct = 0
     loss_sum = 0.0
@@ -297,11 +378,12 @@ def train_epoch(model, loader, optimizer, device, bar) -> tuple[float, float]:
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
                         img_s=f"{seen / (time.perf_counter() - start):.0f}")
-    return loss_sum / seen, correct / seen
+    return loss_sum, correct, seen
 
 
 @tg.no_grad()
-def evaluate(model, loader, device) -> tuple[float, float]:
+def evaluate(model, loader, device) -> tuple[float, int, int]:
+    """(summed loss, correct predictions, images) over ``loader``."""
     model.eval()
     seen = correct = 0
     loss_sum = 0.0
@@ -311,7 +393,7 @@ def evaluate(model, loader, device) -> tuple[float, float]:
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += count_correct(logits, y)
         seen += len(y)
-    return loss_sum / seen, correct / seen
+    return loss_sum, correct, seen
 
 
 # ------------------------------------------------------------------ outputs
@@ -389,8 +471,7 @@ def resume_from(path: Path, args, model, optimizer, scheduler, device) -> dict:
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise UsageError(f"checkpoint {path} does not fit this run: "
                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    tg.set_rng_state(json.loads(ckpt["rng"]["tensorgrad"]))
-    return ckpt
+    return ckpt  # the generators' states are restored by the caller (rank_state)
 
 
 def _saved_args(ckpt: dict) -> dict:
@@ -402,54 +483,85 @@ def _saved_args(ckpt: dict) -> dict:
     return saved if isinstance(saved, dict) else {}
 
 
-def run(args) -> dict:
+def run(args, ranks: Ranks | None = None) -> dict:
+    ranks = ranks or Ranks(False)
+    if args.batch_size % ranks.size:
+        raise UsageError(f"--batch-size {args.batch_size} does not split over {ranks.size} "
+                         f"ranks; use a multiple of {ranks.size}")
     device = pick_device(args.device)
-    train_set, train_transform, test_set, test_transform, in_channels = load_data(args)
+    if ranks.enabled and device == "cuda":  # one GPU per rank: its rank on this machine
+        device = f"cuda:{dist.get_node_local_rank() % tg.cuda.device_count()}"
+    train_set, train_transform, test_set, test_transform, in_channels = together(
+        ranks, load_data, args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
     ckpt_path, metrics_path = out / "checkpoint.npz", out / "metrics.jsonl"
 
     tg.manual_seed(args.seed)
     model = getattr(models, args.model)(num_classes=NUM_CLASSES, in_channels=in_channels)
     model.to(device)
     check_input_size(model, test_transform(test_set.get_batch(np.arange(1))[0]), args, device)
+    net = model  # what the training loop calls: the model, or its data-parallel wrapper
+    sampler = None
+    if ranks.enabled:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=None if device == "cpu" else [device])
+        # every rank its shard of the same (seed, epoch) permutation
+        sampler = data.DistributedSampler(train_set, ranks.size, ranks.rank, seed=args.seed)
+        test_set = data.Subset(test_set, np.arange(ranks.rank, len(test_set), ranks.size))
     optimizer = make_optimizer(args, model.parameters())
     scheduler = make_scheduler(args, optimizer)
-    # the loader augments in a background thread, one batch ahead of the model
-    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                                   seed=args.seed, transform=train_transform, prefetch=2)
+    # the loader augments in a background thread, one batch ahead of the model; each
+    # rank draws its own augmentation (rank 0 the one a single process draws)
+    loader_seed = args.seed if ranks.main else epoch_seed(args.seed, 0, ranks.rank)
+    train_loader = data.DataLoader(train_set, batch_size=args.batch_size // ranks.size,
+                                   shuffle=sampler is None, sampler=sampler, seed=loader_seed,
+                                   transform=train_transform, prefetch=2)
     test_loader = data.DataLoader(test_set, batch_size=max(args.batch_size, 256),
                                   transform=test_transform)
 
     history: list[dict] = []
     best = 0.0
-    if args.resume and ckpt_path.exists():
-        ckpt = resume_from(ckpt_path, args, model, optimizer, scheduler, device)
-        train_loader.load_state_dict(ckpt["rng"]["loader"])
+    if ranks.rank0s(args.resume and ckpt_path.exists()):
+        ckpt = together(ranks, resume_from, ckpt_path, args, model, optimizer, scheduler,
+                        device)
+        state = rank_state(ckpt, ranks)
+        tg.set_rng_state(state["tensorgrad"])
+        train_loader.load_state_dict(state["loader"])
         history = [dict(row) for row in ckpt["history"]]
         best = float(ckpt["best_accuracy"])
-        print(f"resuming {args.model} on {args.dataset} after epoch {len(history)}",
-              file=sys.stderr)
-    else:
+        if ranks.main:
+            print(f"resuming {args.model} on {args.dataset} after epoch {len(history)}",
+                  file=sys.stderr)
+    elif ranks.main:
         if args.resume:
             print(f"no checkpoint in {out}; starting from scratch", file=sys.stderr)
         ckpt_path.unlink(missing_ok=True)  # a stale run's, which a later --resume must not use
-    (out / "final.json").unlink(missing_ok=True)  # written again when this run ends
-    write_metrics(metrics_path, history)  # drops any line the checkpoint does not hold
-    if history:
-        plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")
+    if ranks.main:
+        (out / "final.json").unlink(missing_ok=True)  # written again when this run ends
+        write_metrics(metrics_path, history)  # drops any line the checkpoint does not hold
+        if history:
+            plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")
 
     from tqdm import tqdm
 
     for epoch in range(len(history) + 1, args.epochs + 1):
-        tg.manual_seed(epoch_seed(args.seed, epoch))
+        tg.manual_seed(epoch_seed(args.seed, epoch, ranks.rank))
         train_loader.set_epoch(epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{args.epochs}", file=sys.stderr,
-                  unit="batch", leave=False, disable=args.no_progress) as bar:
-            train_loss, train_acc = train_epoch(model, train_loader, optimizer, device, bar)
-        test_loss, test_acc = evaluate(model, test_loader, device)
+                  unit="batch", leave=False, disable=args.no_progress or not ranks.main) as bar:
+            sums = train_epoch(net, train_loader, optimizer, device, bar)
+        sums += evaluate(model, test_loader, device)
+        train_loss, train_correct, train_seen, test_loss, test_correct, test_seen = \
+            ranks.sum(*sums)  # the whole batch's and test set's, over the ranks
+        train_loss, train_acc = train_loss / train_seen, train_correct / train_seen
+        test_loss, test_acc = test_loss / test_seen, test_correct / test_seen
         if scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
@@ -457,14 +569,17 @@ def run(args) -> dict:
                "seconds": time.perf_counter() - start}
         history.append(row)
         best = max(best, test_acc)
+        rng = {"tensorgrad": json.dumps(tg.get_rng_state()), "loader": train_loader.state_dict()}
+        if ranks.enabled:  # every rank's generators, so that --resume restores each
+            rng["ranks"] = ranks.gather(json.dumps(rng))
+        if not ranks.main:
+            continue
         tg.save({  # first the checkpoint, then metrics.jsonl (rule 1 above)
             "model_name": args.model, "dataset": args.dataset, "epoch": epoch,
             "best_accuracy": best, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "rng": {"tensorgrad": json.dumps(tg.get_rng_state()),
-                    "loader": train_loader.state_dict()},
-            "history": history, "args": json.dumps(vars(args)),
+            "rng": rng, "history": history, "args": json.dumps(vars(args)),
         }, ckpt_path)
         append_metrics(metrics_path, row)
         plot_curves(out / "curves.png", history, f"{args.model} on {args.dataset}")
@@ -477,20 +592,46 @@ def run(args) -> dict:
              "test_accuracy": last["test_acc"], "test_loss": last["test_loss"],
              "train_accuracy": last["train_acc"], "train_loss": last["train_loss"],
              "best_accuracy": best, "seconds": sum(row["seconds"] for row in history),
-             "device": device, "seed": args.seed,
+             "device": device, "seed": args.seed, "ranks": ranks.size,
              "parameters": sum(int(math.prod(p.shape)) for p in model.parameters())}
-    write_json(out / "final.json", final)
+    if ranks.main:
+        write_json(out / "final.json", final)
     return final
 
 
+def together(ranks: Ranks, fn, *args):
+    """``fn(*args)``, where a UsageError on any rank is raised on every rank."""
+    result, error = None, None
+    try:
+        result = fn(*args)
+    except UsageError as e:
+        error = str(e)
+    ranks.agree(error)
+    return result
+
+
+def rank_state(ckpt: dict, ranks: Ranks) -> dict:
+    """This rank's generator states from a checkpoint (rank 0's when the checkpoint was
+    written by another number of ranks, or by one process)."""
+    rng = ckpt["rng"]
+    every = rng.get("ranks")
+    if every is not None and len(every) == ranks.size:
+        rng = json.loads(every[ranks.rank])
+    return {"tensorgrad": json.loads(rng["tensorgrad"]), "loader": rng["loader"]}
+
+
 def main(argv: list[str] | None = None) -> int:
+    ranks = None
     try:
         args = parse_args(argv)
-        final = run(args)
+        ranks = Ranks(args.distributed or launched_by_mpi())
+        final = run(args, ranks)
     except UsageError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        if (ranks.rank if ranks is not None else launcher_rank()) == 0:  # said once
+            print(f"train.py: error: {e}", file=sys.stderr)
         return 2
-    print(f"test accuracy: {final['test_accuracy']:.4f}")
+    if ranks.main:
+        print(f"test accuracy: {final['test_accuracy']:.4f}")
     return 0
 
 

@@ -489,8 +489,8 @@ class Tensor:
 
         if isinstance(src, Tensor) and src.device != self.device:
             src = src.to(self.device)
-        elif not isinstance(src, Tensor):
-            src = Tensor(backend.to_device(src, self.device) if hasattr(src, "shape") else src)
+        elif not isinstance(src, Tensor):  # numbers, lists, arrays: made on this device
+            src = tensor(src, dtype=self.dtype, device=self.device)
         return self._inplace("copy_", fill, src)
 
     # ---------------------------------------------------------- operators
@@ -564,6 +564,8 @@ class Tensor:
             return
         # nothing to record: write straight into the storage (no copy of the rest)
         value = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, (list, tuple)):  # host data, as a NumPy array is
+            value = tensor(value, dtype=self.dtype).data
         if hasattr(value, "shape"):
             value = backend.to_device(value, self.device)
         self.data[raw_index(index, backend.get_array_module(self.data))] = value

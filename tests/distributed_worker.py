@@ -8,6 +8,7 @@ hook of tensorgrad.distributed ends the whole job (a non-zero exit).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 
@@ -263,7 +264,7 @@ def check_unused_parameters() -> None:
     ddp = DDP(TwoHeads().double(), find_unused_parameters=True)
     plain = TwoHeads().double()
     plain.load_state_dict(ddp.module.state_dict())
-    for step in range(2):  # twice: the second step reuses the per-step state
+    for _step in range(2):  # twice: the second step reuses the per-step state
         ddp.zero_grad()
         plain.zero_grad()
         use_b = rank == 0
@@ -307,7 +308,8 @@ def check_buffers_and_state() -> None:
         close(m.numpy(), means[0].numpy(), "running_mean equal after a forward")
     assert all(k.startswith("module.") for k in ddp.state_dict())
     assert list(ddp.module.state_dict()) == [k[len("module."):] for k in ddp.state_dict()]
-    with tg.no_grad():  # no synchronisation under no_grad: no collective, no hang
+    ddp.eval()
+    with tg.no_grad():  # evaluation on one rank alone: no collective, so no hang
         if rank == 0:
             ddp(x)
     dist.barrier()
@@ -334,6 +336,8 @@ def main(mode: str) -> None:
         dist.all_reduce(tg.zeros(3))  # would wait for rank 1 forever without the abort
         print("rank 0 passed an all_reduce that rank 1 never joined", flush=True)
         return
+    # a hang shows where it is (the test's timeout would only say that it happened)
+    faulthandler.dump_traceback_later(45, exit=True)
     check_post_accumulate_hook_order()
     check_collectives()
     check_sync_batchnorm()

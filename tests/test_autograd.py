@@ -202,8 +202,8 @@ def test_no_grad_decorator_without_parentheses(device):
     def f(x):
         return x * 2
 
-    assert not f(tg.ones(2, requires_grad=True,
-                         device=device)).requires_grad and tg.is_grad_enabled()
+    x = tg.ones(2, requires_grad=True, device=device)
+    assert not f(x).requires_grad and tg.is_grad_enabled()
 
 
 def test_grad_mode_is_restored_after_an_exception():

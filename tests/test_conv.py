@@ -39,18 +39,19 @@ def naive_conv2d(x, w, b, stride, padding, dilation, groups):
     return y
 
 
-def _draw_inputs(data, p, with_bias, dtype=np.float64, requires_grad=True):
+def _draw_inputs(data, p, with_bias, dtype=np.float64, requires_grad=True, device="cpu"):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    x = tg.tensor(rng.standard_normal(p.input_shape).astype(dtype), requires_grad=requires_grad)
-    w = tg.tensor(rng.standard_normal(p.weight_shape).astype(dtype), requires_grad=requires_grad)
-    b = (tg.tensor(rng.standard_normal(p.out_channels).astype(dtype),
-                   requires_grad=requires_grad) if with_bias else None)
-    return x, w, b
+
+    def t(shape):
+        return tg.tensor(rng.standard_normal(shape).astype(dtype), device=device,
+                         requires_grad=requires_grad)
+
+    return t(p.input_shape), t(p.weight_shape), t(p.out_channels) if with_bias else None
 
 
 @given(p=conv2d_params(), with_bias=st.booleans(), data=st.data())
-def test_forward_matches_naive_loop(p, with_bias, data):
-    x, w, b = _draw_inputs(data, p, with_bias, requires_grad=False)
+def test_forward_matches_naive_loop(p, with_bias, data, device):
+    x, w, b = _draw_inputs(data, p, with_bias, requires_grad=False, device=device)
     y = F.conv2d(x, w, b, **p.kwargs)
     expected = naive_conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(),
                             p.stride, p.padding, p.dilation, p.groups)
@@ -61,33 +62,36 @@ def test_forward_matches_naive_loop(p, with_bias, data):
 @settings(max_examples=20)
 @given(p=conv2d_params(max_batch=2, max_channels=4, max_size=5), with_bias=st.booleans(),
        data=st.data())
-def test_gradcheck(p, with_bias, data):
-    x, w, b = _draw_inputs(data, p, with_bias)
+def test_gradcheck(p, with_bias, data, device):
+    x, w, b = _draw_inputs(data, p, with_bias, device=device)
     inputs = (x, w) if b is None else (x, w, b)
     assert tg.gradcheck(lambda *t: F.conv2d(*t, **p.kwargs), inputs)
 
 
 @settings(max_examples=15)
 @given(groups=st.integers(1, 3), data=st.data())
-def test_pointwise_fast_path(groups, data):
+def test_pointwise_fast_path(groups, data, device):
     """1x1, stride 1, no padding: the plain-matmul path, forward and gradients."""
     cin = groups * data.draw(st.integers(1, 2))
     cout = groups * data.draw(st.integers(1, 2))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    x = tg.tensor(rng.standard_normal((2, cin, 3, 4)), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((cout, cin // groups, 1, 1)), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(cout), requires_grad=True)
+    x = tg.tensor(rng.standard_normal((2, cin, 3, 4)), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal((cout, cin // groups, 1, 1)), requires_grad=True,
+                  device=device)
+    b = tg.tensor(rng.standard_normal(cout), requires_grad=True, device=device)
     y = F.conv2d(x, w, b, groups=groups)
     expected = naive_conv2d(x.numpy(), w.numpy(), b.numpy(), (1, 1), (0, 0), (1, 1), groups)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-10)
     assert tg.gradcheck(lambda *t: F.conv2d(*t, groups=groups), (x, w, b))
 
 
-def test_float32_stays_float32():
+def test_float32_stays_float32(device):
     rng = np.random.default_rng(0)
-    x = tg.tensor(rng.standard_normal((2, 4, 6, 6)).astype(np.float32), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(6).astype(np.float32), requires_grad=True)
+    x = tg.tensor(rng.standard_normal((2, 4, 6, 6)).astype(np.float32), requires_grad=True,
+                  device=device)
+    w = tg.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32), requires_grad=True,
+                  device=device)
+    b = tg.tensor(rng.standard_normal(6).astype(np.float32), requires_grad=True, device=device)
     for conv in (lambda: F.conv2d(x, w, b, padding=1, groups=2),
                  lambda: F.conv2d(x, w[:, :, :1, :1], b, groups=2)):  # also the 1x1 path
         x.grad = w.grad = b.grad = None
@@ -101,14 +105,14 @@ def test_float32_stays_float32():
                                rtol=1e-4, atol=1e-4)
 
 
-def test_gradients_of_only_some_inputs():
+def test_gradients_of_only_some_inputs(device):
     """A frozen weight or input gets no gradient, and the other one is still right."""
     rng = np.random.default_rng(1)
-    x = tg.tensor(rng.standard_normal((1, 2, 5, 5)), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((3, 2, 3, 3)))
+    x = tg.tensor(rng.standard_normal((1, 2, 5, 5)), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal((3, 2, 3, 3)), device=device)
     assert tg.gradcheck(lambda t: F.conv2d(t, w, stride=2, padding=1), (x,))
-    x2 = tg.tensor(rng.standard_normal((1, 2, 5, 5)))
-    w2 = tg.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    x2 = tg.tensor(rng.standard_normal((1, 2, 5, 5)), device=device)
+    w2 = tg.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True, device=device)
     assert tg.gradcheck(lambda t: F.conv2d(x2, t, stride=2, padding=1), (w2,))
     F.conv2d(x2, w2).sum().backward()
     assert x2.grad is None
@@ -191,19 +195,19 @@ def test_matches_torch_when_available():
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_backward_never_writes_into_the_input():
+def test_backward_never_writes_into_the_input(device):
     """A 1×1 output makes the im2col view contiguous already; backward overwrites the
     columns with their gradient, which must not reach the saved input."""
-    x = tg.tensor(np.array([[[[3.0]]]]), requires_grad=True)
-    w = tg.tensor(np.array([[[[2.0]]]]), requires_grad=True)
+    x = tg.tensor(np.array([[[[3.0]]]]), requires_grad=True, device=device)
+    w = tg.tensor(np.array([[[[2.0]]]]), requires_grad=True, device=device)
     y = F.conv2d(x, w, stride=(1, 2))
     y.sum().backward()
     assert x.data[0, 0, 0, 0] == 3.0
     assert w.grad.item() == 3.0 and x.grad.item() == 2.0
 
 
-def test_unbatched_input_is_a_batch_of_one():
-    x, w = tg.randn(3, 6, 6), tg.randn(4, 3, 3, 3)
+def test_unbatched_input_is_a_batch_of_one(device):
+    x, w = tg.randn(3, 6, 6, device=device), tg.randn(4, 3, 3, 3, device=device)
     y = F.conv2d(x, w, padding=1)
     assert y.shape == (4, 6, 6)
     np.testing.assert_allclose(y.numpy(), F.conv2d(x.unsqueeze(0), w, padding=1).numpy()[0],
@@ -212,7 +216,7 @@ def test_unbatched_input_is_a_batch_of_one():
 
 @given(k=st.integers(1, 4), d=st.integers(1, 2), size=st.integers(4, 7))
 @settings(max_examples=15)
-def test_same_padding_keeps_the_size_with_the_extra_zero_at_the_end(k, d, size):
+def test_same_padding_keeps_the_size_with_the_extra_zero_at_the_end(k, d, size, device):
     """'same' pads d(k-1) in total, the odd one at the bottom/right (PyTorch's rule);
     checked against explicit zero padding and a 'valid' convolution."""
     rng = np.random.default_rng(k * 10 + d)
@@ -221,22 +225,24 @@ def test_same_padding_keeps_the_size_with_the_extra_zero_at_the_end(k, d, size):
     total = d * (k - 1)
     before, after = total // 2, total - total // 2
     xpad = np.pad(x, ((0, 0), (0, 0), (before, after), (before, after)))
-    expected = F.conv2d(tg.tensor(xpad), tg.tensor(w), dilation=d, padding="valid").numpy()
-    xt = tg.tensor(x, requires_grad=True)
-    got = F.conv2d(xt, tg.tensor(w), dilation=d, padding="same")
+    expected = F.conv2d(tg.tensor(xpad, device=device), tg.tensor(w, device=device), dilation=d,
+                        padding="valid").numpy()
+    xt = tg.tensor(x, requires_grad=True, device=device)
+    got = F.conv2d(xt, tg.tensor(w, device=device), dilation=d, padding="same")
     assert got.shape == (1, 3, size, size + 1)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-12)
-    assert tg.gradcheck(lambda t: F.conv2d(t, tg.tensor(w), dilation=d, padding="same"), [xt])
+    assert tg.gradcheck(lambda t: F.conv2d(t, tg.tensor(w, device=device), dilation=d,
+                                           padding="same"), [xt])
 
 
 @pytest.mark.parametrize("c, o", [(2, 5), (5, 2)])
 @pytest.mark.parametrize("dilation", [1, 2])
-def test_weight_gradient_alone_matches_finite_differences(c, o, dilation):
+def test_weight_gradient_alone_matches_finite_differences(c, o, dilation, device):
     # an input that needs no gradient (a first layer) takes another path: the columns
     # of x when x has fewer channels than dy, else those of dy
     rng = np.random.default_rng(c + 10 * dilation)
-    x = tg.tensor(rng.standard_normal((2, c, 6, 7)))
-    w = tg.tensor(rng.standard_normal((o, c, 3, 3)), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(o), requires_grad=True)
+    x = tg.tensor(rng.standard_normal((2, c, 6, 7)), device=device)
+    w = tg.tensor(rng.standard_normal((o, c, 3, 3)), requires_grad=True, device=device)
+    b = tg.tensor(rng.standard_normal(o), requires_grad=True, device=device)
     assert tg.gradcheck(lambda w, b: F.conv2d(x, w, b, padding=dilation, dilation=dilation),
                         [w, b])

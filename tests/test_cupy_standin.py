@@ -87,6 +87,12 @@ def test_reductions_and_scalar_indexing_give_0d_device_arrays(xp):
     assert float(a[1, 2]) == 5.0
 
 
+def test_a_view_knows_the_array_that_owns_its_memory(xp):
+    a = xp.arange(6.0)
+    v = a[1:].reshape(1, 5)
+    assert v.base is a and a.base is None  # autograd matches saved arrays this way
+
+
 def test_host_index_arrays_are_moved(xp):
     a = xp.arange(12.0).reshape(4, 3)
     host = np.arange(12.0).reshape(4, 3)

@@ -26,10 +26,10 @@ from tensorgrad.data import (
 )
 
 
-def labelled(n: int, features: int = 3) -> TensorDataset:
+def labelled(n: int, features: int = 3, device: str = "cpu") -> TensorDataset:
     """A dataset whose label is the example's index, so batches reveal the order."""
     x = np.arange(n * features, dtype=np.float32).reshape(n, features)
-    return TensorDataset(tg.tensor(x), tg.tensor(np.arange(n)))
+    return TensorDataset(tg.tensor(x, device=device), tg.tensor(np.arange(n), device=device))
 
 
 def labels_of(loader) -> list[np.ndarray]:
@@ -73,13 +73,13 @@ def test_dataset_is_abstract():
         NoLen()
 
 
-def test_tensor_dataset_indexing_and_validation():
-    ds = labelled(5)
+def test_tensor_dataset_indexing_and_validation(device):
+    ds = labelled(5, device=device)
     x, y = ds[3]
     assert isinstance(x, tg.Tensor) and x.tolist() == [9.0, 10.0, 11.0] and y.item() == 3
     assert len(ds) == 5
     with pytest.raises(ValueError, match=r"\(5, 3\).*\(4,\)"):
-        TensorDataset(tg.zeros(5, 3), tg.zeros(4))
+        TensorDataset(tg.zeros(5, 3, device=device), tg.zeros(4, device=device))
     with pytest.raises(ValueError):
         TensorDataset()
 
@@ -96,8 +96,8 @@ def test_generic_dataset_is_collated_per_field():
 # ------------------------------------------------------------------------ loader
 @given(n=st.integers(1, 40), batch_size=st.integers(1, 12), shuffle=st.booleans(),
        drop_last=st.booleans(), seed=st.integers(0, 2**32))
-def test_batches_cover_the_dataset_once(n, batch_size, shuffle, drop_last, seed):
-    loader = DataLoader(labelled(n), batch_size=batch_size, shuffle=shuffle,
+def test_batches_cover_the_dataset_once(n, batch_size, shuffle, drop_last, seed, device):
+    loader = DataLoader(labelled(n, device=device), batch_size=batch_size, shuffle=shuffle,
                         drop_last=drop_last, seed=seed)
     batches = labels_of(loader)
     full, rest = divmod(n, batch_size)
@@ -120,8 +120,8 @@ def test_batches_are_float32_and_int64_tensors():
     assert isinstance(y, tg.Tensor) and y.dtype == np.int64 and y.shape == (4,)
 
 
-def test_array_backed_batches_need_no_per_example_calls():
-    ds = CountingDataset(tg.zeros(50, 3), tg.tensor(np.arange(50)))
+def test_array_backed_batches_need_no_per_example_calls(device):
+    ds = CountingDataset(tg.zeros(50, 3, device=device), tg.tensor(np.arange(50), device=device))
     for _ in DataLoader(ds, batch_size=8, shuffle=True, seed=0):
         pass
     assert ds.item_calls == 0
@@ -253,12 +253,12 @@ def batch(n=8, c=3, h=5, w=6, seed=0):
 
 @given(n=st.integers(1, 6), h=st.integers(1, 6), w=st.integers(1, 6), pad=st.integers(0, 3),
        data=st.data())
-def test_random_crop_is_a_window_of_the_padded_image(n, h, w, pad, data):
+def test_random_crop_is_a_window_of_the_padded_image(n, h, w, pad, data, device):
     ch = data.draw(st.integers(1, h + 2 * pad))
     cw = data.draw(st.integers(1, w + 2 * pad))
     x = batch(n, 2, h, w) + 10.0  # nonzero, so padding is recognisable
     out = RandomCrop((ch, cw), padding=pad, generator=data.draw(st.integers(0, 99)))(
-        tg.tensor(x))
+        tg.tensor(x, device=device))
     assert isinstance(out, tg.Tensor) and out.shape == (n, 2, ch, cw)
     assert out.dtype == np.float32
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -279,10 +279,11 @@ def test_random_crop_offsets_differ_per_sample_and_follow_the_generator():
     np.testing.assert_array_equal(same_size, x)
 
 
-def test_random_horizontal_flip():
+def test_random_horizontal_flip(device):
     x = batch()
-    np.testing.assert_array_equal(RandomHorizontalFlip(p=0.0)(tg.tensor(x)).numpy(), x)
-    np.testing.assert_array_equal(RandomHorizontalFlip(p=1.0)(tg.tensor(x)).numpy(),
+    t = tg.tensor(x, device=device)
+    np.testing.assert_array_equal(RandomHorizontalFlip(p=0.0)(t).numpy(), x)
+    np.testing.assert_array_equal(RandomHorizontalFlip(p=1.0)(t).numpy(),
                                   x[:, :, :, ::-1])
     big = batch(n=200)
     out = RandomHorizontalFlip(p=0.5, generator=1)(big)
@@ -292,11 +293,11 @@ def test_random_horizontal_flip():
     assert 60 < sum(flipped) < 140
 
 
-def test_normalize_per_channel():
+def test_normalize_per_channel(device):
     x = batch(n=16, c=3) * np.array([1.0, 2.0, 3.0], np.float32).reshape(1, 3, 1, 1) + 5.0
     mean = x.astype(np.float64).mean(axis=(0, 2, 3))
     std = x.astype(np.float64).std(axis=(0, 2, 3))
-    out = Normalize(mean.tolist(), std.tolist())(tg.tensor(x))
+    out = Normalize(mean.tolist(), std.tolist())(tg.tensor(x, device=device))
     assert out.dtype == np.float32
     o = out.numpy().astype(np.float64)
     np.testing.assert_allclose(o.mean(axis=(0, 2, 3)), 0.0, atol=1e-5)
@@ -305,13 +306,13 @@ def test_normalize_per_channel():
         o, (x - mean.reshape(1, 3, 1, 1)) / std.reshape(1, 3, 1, 1), rtol=1e-5, atol=1e-5)
 
 
-def test_compose_applies_in_order():
+def test_compose_applies_in_order(device):
     x = batch()
     flip_then_norm = Compose([RandomHorizontalFlip(p=1.0), Normalize([1.0] * 3, [2.0] * 3)])
-    np.testing.assert_allclose(flip_then_norm(tg.tensor(x)).numpy(),
+    np.testing.assert_allclose(flip_then_norm(tg.tensor(x, device=device)).numpy(),
                                (x[..., ::-1] - 1.0) / 2.0, rtol=1e-6)
     one_arg_fn = Compose([lambda t: t * 2.0])  # plain callables work inside Compose
-    np.testing.assert_allclose(one_arg_fn(tg.tensor(x)).numpy(), x * 2.0)
+    np.testing.assert_allclose(one_arg_fn(tg.tensor(x, device=device)).numpy(), x * 2.0)
 
 
 def test_transform_errors():
@@ -340,6 +341,16 @@ def test_transforms_on_gpu_match_cpu():
     gpu = t(tg.tensor(x).cuda(), generator=np.random.default_rng(3))
     assert isinstance(gpu.data, cupy.ndarray)
     np.testing.assert_allclose(gpu.numpy(), cpu, rtol=1e-6)
+
+
+def test_transforms_on_the_device_match_the_cpu(device):
+    x = batch(n=10)
+    t = Compose([RandomCrop(4, padding=1), RandomHorizontalFlip(),
+                 Normalize([0.1] * 3, [0.5] * 3)])
+    cpu = t(tg.tensor(x), generator=np.random.default_rng(3)).numpy()
+    there = t(tg.tensor(x, device=device), generator=np.random.default_rng(3))
+    assert there.device == tg.zeros(1, device=device).device
+    np.testing.assert_allclose(there.numpy(), cpu, rtol=1e-6)
 
 
 def test_augmentation_is_a_function_of_seed_and_epoch():
@@ -379,9 +390,9 @@ def test_collate_batches_dicts_nested_tuples_and_strings():
         collate([{"a": 1}, {"b": 2}])
 
 
-def test_a_transform_takes_one_image_as_a_batch_of_one():
+def test_a_transform_takes_one_image_as_a_batch_of_one(device):
     image = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) + 1
-    flipped = RandomHorizontalFlip(p=1.0)(tg.tensor(image))
+    flipped = RandomHorizontalFlip(p=1.0)(tg.tensor(image, device=device))
     assert flipped.shape == (2, 3, 4)
     np.testing.assert_array_equal(flipped.numpy(), image[..., ::-1])
     crop = RandomCrop((5, 6), padding=1, generator=0)(image)
@@ -529,6 +540,17 @@ def test_worker_threads_stop_when_the_loop_breaks():
     assert _wait_until_no_prefetch_threads() == []
 
 
+def test_pinned_batches_reach_the_device_unchanged(device):
+    """pin_memory=True with CUDA available (on CI: the CuPy stand-in) pins host batches,
+    which then move to the device with the same values."""
+    plain = images_and_labels(DataLoader(augmented_dataset(), batch_size=8, seed=2))
+    loader = DataLoader(augmented_dataset(), batch_size=8, seed=2, pin_memory=True)
+    moved = [(x.to(device), y.to(device)) for x, y in loader]
+    assert all(x.device == y.device == tg.zeros(1, device=device).device for x, y in moved)
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in moved]), plain[0])
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in moved]), plain[1])
+
+
 def test_pin_memory_without_cuda_changes_nothing():
     plain = images_and_labels(DataLoader(augmented_dataset(), batch_size=8, seed=2))
     pinned_loader = DataLoader(augmented_dataset(), batch_size=8, seed=2, pin_memory=True,
@@ -665,10 +687,11 @@ def test_worker_argument_errors():
 
 
 # --------------------------------------------------------- Subset, random_split
-def test_subset_maps_indices_and_batches_with_one_gather():
+def test_subset_maps_indices_and_batches_with_one_gather(device):
     from tensorgrad.data import Subset
 
-    ds = CountingDataset(tg.tensor(np.arange(20.0).reshape(10, 2)), tg.tensor(np.arange(10)))
+    ds = CountingDataset(tg.tensor(np.arange(20.0).reshape(10, 2), device=device),
+                         tg.tensor(np.arange(10), device=device))
     sub = Subset(ds, [8, 1, -1, 3])
     assert len(sub) == 4
     assert sub[0][1].item() == 8 and sub[2][1].item() == 9

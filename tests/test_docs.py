@@ -57,7 +57,9 @@ PACKAGES = ("tensorgrad", "nn", "models", "examples")
 ALIASES = {"tg": "tensorgrad", "F": "tensorgrad.functional", "nn": "nn", "models": "models"}
 NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\(\))?$")
 PATH = re.compile(r"^[\w.-]+(/[\w.-]+)*(\.(py|md|toml)|/)$")
-WORDS_ALLOWED = {"numpy", "cupy", "xp", "dot", "pytest", "hypothesis", "torch", "torchvision"}
+# names of other libraries and tools that the guide mentions (MPI's and NCCL's calls too)
+WORDS_ALLOWED = {"numpy", "cupy", "xp", "dot", "pytest", "hypothesis", "torch", "torchvision",
+                 "mpi4py", "Allreduce", "ncclAllReduce", "MPI_Abort"}
 
 
 def _guide_text() -> str:

@@ -54,8 +54,12 @@ def test_custom_op_reports_every_check(capsys):
     assert out[-1] == "all checks passed"
     assert out[0].startswith("gradcheck float64") and out[0].endswith("passed")
     assert out[1].startswith("broken backward caught:") and "analytic" in out[1]
+    assert out[2].startswith("gradgradcheck SmoothSwish") and "passed" in out[2]
+    assert float(re.search(r"closed form max error (\S+)", out[2]).group(1)) < 1e-12
+    assert out[3].startswith("once_differentiable Swish:")
+    assert "second derivative raises:" in out[3] and "@once_differentiable: Swish" in out[3]
     properties = [line for line in out if line.startswith("property")]
-    assert len(properties) == 5
+    assert len(properties) == 6
     for line in properties:
         assert int(re.search(r"(\d+) examples passed", line).group(1)) >= 1, line
     errors = re.search(r"max value error (\S+), max gradient error (\S+)", "\n".join(out))
@@ -76,6 +80,29 @@ def test_custom_op_swish_values_and_gradient():
         swish(tg.tensor(np.arange(3)))
 
 
+def test_custom_op_smooth_swish_second_derivative_is_the_closed_form():
+    module = load("custom_op")
+    x = tg.tensor(np.array([-6.0, -1.2785, 0.0, 0.5, 3.0]), requires_grad=True)
+    (g,) = tg.autograd.grad(module.smooth_swish(x).sum(), x, create_graph=True)
+    (h,) = tg.autograd.grad(g.sum(), x)
+    s = 1 / (1 + np.exp(-x.numpy()))
+    np.testing.assert_allclose(g.numpy(), s * (1 + x.numpy() * (1 - s)), rtol=1e-12)
+    # d²/dx² x·σ(x) = σ(1 − σ)(2 + x(1 − 2σ)); at 0 it is 1/2 (the kink of |x| is avoided)
+    np.testing.assert_allclose(h.numpy(), s * (1 - s) * (2 + x.numpy() * (1 - 2 * s)),
+                               rtol=1e-10)
+    assert h.numpy()[2] == pytest.approx(0.5)
+
+
+def test_custom_op_once_differentiable_swish_refuses_a_second_derivative():
+    module = load("custom_op")
+    x = tg.tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    (g,) = tg.autograd.grad(module.swish(x).sum(), x, create_graph=True)
+    s = 1 / (1 + np.exp(-x.numpy()))
+    np.testing.assert_allclose(g.numpy(), s * (1 + x.numpy() * (1 - s)), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="once_differentiable: Swish"):
+        tg.autograd.grad(g.sum(), x)
+
+
 def test_custom_op_failing_check_exits_nonzero(monkeypatch, capsys):
     module = load("custom_op")
     monkeypatch.setattr(module.Swish, "backward", module.BrokenSwish.backward)
@@ -90,6 +117,51 @@ def test_custom_op_runs_as_a_script():
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "all checks passed"
+
+
+# ---------------------------------------------------------------- higher_order
+
+HIGHER_ORDER = {
+    "wgan-gp": r"wgan-gp: d penalty / d conv1\.weight\[2,0,1,1\] = (\S+), finite differences "
+               r"(\S+), relative error (\S+); penalty (\S+) -> (\S+), mean \|grad_x D\| "
+               r"(\S+) -> (\S+) \(toward 1\)",
+    "hvp": r"hvp: .* vs finite differences of the gradient: max relative error (\S+)",
+    "maml": r"maml: d outer loss / d w1\[3,0\] = (\S+) through the inner step, finite "
+            r"differences (\S+), relative error (\S+) \(first-order MAML would give (\S+)\)",
+}
+
+
+def test_higher_order_reports_every_check(capsys):
+    code = load("higher_order").main([])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "all checks passed"
+    found = {name: re.search(pattern, out) for name, pattern in HIGHER_ORDER.items()}
+    assert all(found.values()), (found, out)
+    # WGAN-GP: the penalty's gradient w.r.t. a weight (a double backward through two
+    # convolutions) is what finite differences of the penalty give, and training
+    # lowered the penalty and moved the mean input-gradient norm toward 1
+    analytic, numeric, err, p0, p1, n0, n1 = map(float, found["wgan-gp"].groups())
+    assert analytic != 0 and analytic == pytest.approx(numeric, rel=1e-6) and err < 1e-6
+    assert p1 < p0 and abs(n1 - 1) < abs(n0 - 1)
+    assert float(found["hvp"].group(1)) < 1e-6
+    # MAML: the gradient through the inner step matches finite differences, and the
+    # second-order term matters here (first-order MAML is visibly different)
+    analytic, numeric, err, fomaml = map(float, found["maml"].groups())
+    assert analytic == pytest.approx(numeric, rel=1e-6) and err < 1e-6
+    assert abs(fomaml - analytic) > 0.1 * abs(analytic)
+
+
+def test_higher_order_catches_a_missing_second_order_term(monkeypatch, capsys):
+    # an inner step without create_graph treats the inner gradient as a constant:
+    # first-order MAML, which finite differences of the true outer loss reject
+    module = load("higher_order")
+    outer = module.maml_outer_loss
+    monkeypatch.setattr(module, "maml_outer_loss",
+                        lambda *args, create_graph=True: outer(*args, create_graph=False))
+    assert module.main(["--steps", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED maml:" in out and "FAILED hvp" not in out
 
 
 # ------------------------------------------------------------------ optimizers

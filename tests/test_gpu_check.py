@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import gpu_check  # noqa: E402
 
+pytestmark = pytest.mark.cpu_only  # no device: compilers, files, fakes
+
 
 def _env() -> dict[str, str]:
     """This environment with the checkout alone on PYTHONPATH (never the CuPy stand-in,
@@ -86,6 +88,19 @@ def test_parse_junit_counts_and_failures(tmp_path):
     assert (r["tests"], r["passed"], r["failed"], r["errors"], r["skipped"]) == (5, 2, 1, 1, 1)
     assert r["failures"] == [("tests.test_a::test_bad", "assert 1 == 2"),
                              ("tests.test_b::test_err", "boom")]
+    assert [o for _, o in r["cases"]] == ["passed", "passed", "failed", "error", "skipped"]
+
+
+def test_the_standin_rules_are_read_from_the_suite(tmp_path):
+    run = gpu_check.Run.__new__(gpu_check.Run)
+    run.out, run.dry = tmp_path, False
+    cases = [("tests.test_cupy_standin::test_rule[standin]", "passed"),
+             ("tests.test_cupy_standin::test_rule[cupy]", "passed"),
+             ("tests.test_cupy_standin::test_other[cupy]", "failed"),
+             ("tests.test_ops::test_add[cupy]", "failed")]
+    r = run.standin_rules(cases)
+    assert (r["passed"], r["failed"], r["skipped"]) == (1, 1, 0)
+    assert r["failures"] == [("tests.test_cupy_standin::test_other[cupy]", "")]
 
 
 def test_parse_pytest_log_reads_the_closing_line_and_failed_lines(tmp_path):

@@ -24,16 +24,16 @@ class WrongSquare(tg.Function):
         return 3 * x * g
 
 
-def test_gradcheck_passes_for_a_correct_op():
-    x = tg.tensor([[0.5, -1.0], [2.0, 1.5]], dtype=tg.float64, requires_grad=True)
-    w = tg.tensor([1.0, -0.5], dtype=tg.float64, requires_grad=True)
+def test_gradcheck_passes_for_a_correct_op(device):
+    x = tg.tensor([[0.5, -1.0], [2.0, 1.5]], dtype=tg.float64, requires_grad=True, device=device)
+    w = tg.tensor([1.0, -0.5], dtype=tg.float64, requires_grad=True, device=device)
     assert tg.gradcheck(lambda a, b: (a @ b).tanh(), [x, w]) is True
     assert x.grad is None  # gradcheck leaves no gradient behind
 
 
-def test_gradcheck_error_names_input_element_and_both_values():
-    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
-    y = tg.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=tg.float64, requires_grad=True)
+def test_gradcheck_error_names_input_element_and_both_values(device):
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True, device=device)
+    y = tg.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=tg.float64, requires_grad=True, device=device)
     with pytest.raises(tg.GradcheckError) as e:
         tg.gradcheck(lambda a, b: a.sum() + WrongSquare.apply(b), [x, y])
     msg = str(e.value)
@@ -47,25 +47,25 @@ def test_gradcheck_error_names_input_element_and_both_values():
     assert isinstance(e.value, AssertionError)
 
 
-def test_gradcheck_refuses_float32():
-    x = tg.ones(2, requires_grad=True)
+def test_gradcheck_refuses_float32(device):
+    x = tg.ones(2, requires_grad=True, device=device)
     with pytest.raises(ValueError, match="float64"):
         tg.gradcheck(lambda a: a * 2, [x])
 
 
-def test_gradcheck_needs_an_input_that_requires_grad():
+def test_gradcheck_needs_an_input_that_requires_grad(device):
     with pytest.raises(ValueError, match="requires grad"):
-        tg.gradcheck(lambda a: a * 2, [tg.ones(2, dtype=tg.float64)])
+        tg.gradcheck(lambda a: a * 2, [tg.ones(2, dtype=tg.float64, device=device)])
 
 
-def test_gradcheck_accepts_a_single_tensor_and_non_contiguous_input():
+def test_gradcheck_accepts_a_single_tensor_and_non_contiguous_input(device):
     base = np.arange(1.0, 7.0).reshape(2, 3)
-    x = tg.tensor(base).requires_grad_()
+    x = tg.tensor(base, device=device).requires_grad_()
     x.data = base.T  # a transposed (non-contiguous) view
     assert tg.gradcheck(lambda a: (a * a).sum(0), x)
 
 
-def test_gradcheck_tolerances_are_used():
+def test_gradcheck_tolerances_are_used(device):
     class SlightlyWrong(tg.Function):
         @staticmethod
         def forward(ctx, x):
@@ -75,7 +75,7 @@ def test_gradcheck_tolerances_are_used():
         def backward(ctx, g):
             return g * (1 + 1e-4)
 
-    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True)
+    x = tg.tensor([1.0, 2.0], dtype=tg.float64, requires_grad=True, device=device)
     assert tg.gradcheck(SlightlyWrong.apply, [x], atol=1e-3, rtol=1e-3)
     with pytest.raises(tg.GradcheckError):
         tg.gradcheck(SlightlyWrong.apply, [x], atol=1e-8, rtol=1e-8)

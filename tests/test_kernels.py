@@ -8,6 +8,8 @@ import pytest
 
 from tensorgrad import backend, kernels
 
+pytestmark = pytest.mark.cpu_only  # no device: compilers, files, fakes
+
 
 def test_host_arrays_never_take_a_kernel():
     assert kernels.use_kernel(np.zeros(3, np.float32)) is False
@@ -67,3 +69,24 @@ def test_a_kernel_without_cupy_says_so(monkeypatch):
             src.function("k")
     finally:
         del kernels.SOURCES["test-only-nocupy"]
+
+
+def test_every_scatter_with_atomics_is_listed_as_non_deterministic():
+    """docs/how-it-works.md lists the files whose ops scatter-add with ``xp.add.at``
+    (a float atomic add on CuPy); a new one must join the list."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    scatters = set()
+    for package in ("tensorgrad", "nn", "models"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Attribute) and node.attr == "at"
+                        and isinstance(node.value, ast.Attribute) and node.value.attr == "add"):
+                    scatters.add(str(path.relative_to(root)))
+    assert "tensorgrad/ops/pool.py" in scatters  # the scan finds the known ones
+    guide = (root / "docs" / "how-it-works.md").read_text()
+    listed = guide[guide.index("**Non-deterministic on a GPU.**"):]
+    listed = listed.split("\n\n")[0]
+    assert sorted(f for f in scatters if f"`{f}`" not in listed) == []

@@ -21,6 +21,8 @@ import pytest
 
 from tensorgrad import kernels
 
+pytestmark = pytest.mark.cpu_only  # no device: compilers, files, fakes
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("tensorgrad", "nn", "models")
 RAW_CUPY_KERNELS = ("RawKernel", "RawModule", "ElementwiseKernel", "ReductionKernel")

@@ -170,16 +170,16 @@ def test_explicit_epoch_jumps_to_the_closed_form():
     assert sched.get_last_lr() == [0.125]
 
 
-def test_a_group_added_later_is_scheduled_by_step_lr_and_refused_by_cosine():
+def test_a_group_added_later_is_scheduled_by_step_lr_and_refused_by_cosine(device):
     opt = make_optimizer([0.1])
     sched = lr_scheduler.StepLR(opt, step_size=2)
-    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1))], "lr": 1.0})
+    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1, device=device))], "lr": 1.0})
     sched.step()
     sched.step()
     np.testing.assert_allclose(sched.get_last_lr(), [0.01, 0.1], rtol=1e-12)
     opt = make_optimizer([0.1])
     cos = lr_scheduler.CosineAnnealingLR(opt, T_max=3)
-    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1))], "lr": 1.0})
+    opt.add_param_group({"params": [nn.Parameter(tg.zeros(1, device=device))], "lr": 1.0})
     cos.step()
     cos.step()
     cos.step()  # epoch 3 = T_max: the rise back needs every group's initial lr
@@ -348,8 +348,8 @@ def one_cycle_reference(max_lr, total, pct_start=0.3, div=25.0, final_div=1e4,
     return out
 
 
-def test_one_cycle_cycles_sgd_momentum():
-    p = nn.Parameter(tg.zeros(2))
+def test_one_cycle_cycles_sgd_momentum(device):
+    p = nn.Parameter(tg.zeros(2, device=device))
     opt = nn.optim.SGD([p], lr=123.0)  # lr and momentum are the schedule's from now on
     sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
     group = opt.param_groups[0]
@@ -358,7 +358,7 @@ def test_one_cycle_cycles_sgd_momentum():
     seen = []
     for _ in range(11):  # steps 0 .. total_steps
         seen.append((group["lr"], group["momentum"]))
-        p.grad = tg.ones(2)
+        p.grad = tg.ones(2, device=device)
         opt.step()
         if len(seen) < 11:
             sched.step()
@@ -370,8 +370,9 @@ def test_one_cycle_cycles_sgd_momentum():
     assert sched.last_epoch == 10 and group["lr"] == seen[-1][0]  # the failed step changed nothing
 
 
-def test_one_cycle_cycles_adam_beta1_three_phase_linear_two_groups():
-    groups = [{"params": [nn.Parameter(tg.zeros(1))]}, {"params": [nn.Parameter(tg.zeros(1))]}]
+def test_one_cycle_cycles_adam_beta1_three_phase_linear_two_groups(device):
+    groups = [{"params": [nn.Parameter(tg.zeros(1, device=device))]},
+              {"params": [nn.Parameter(tg.zeros(1, device=device))]}]
     opt = nn.optim.Adam(groups, betas=(0.9, 0.99))
     sched = lr_scheduler.OneCycleLR(opt, max_lr=[0.1, 0.01], epochs=4, steps_per_epoch=5,
                                     anneal_strategy="linear", three_phase=True,
@@ -389,8 +390,8 @@ def test_one_cycle_cycles_adam_beta1_three_phase_linear_two_groups():
         assert [s[k] for s in seen] == [(lr, (m, 0.99)) for lr, m in want]  # β₂ untouched
 
 
-def test_one_cycle_without_momentum_cycling_and_state_round_trip(tmp_path):
-    opt = nn.optim.SGD([nn.Parameter(tg.zeros(1))], lr=0.1, momentum=0.5)
+def test_one_cycle_without_momentum_cycling_and_state_round_trip(tmp_path, device):
+    opt = nn.optim.SGD([nn.Parameter(tg.zeros(1, device=device))], lr=0.1, momentum=0.5)
     sched = lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=12, cycle_momentum=False,
                                     pct_start=0.25)
     run(sched, 5)
@@ -399,7 +400,7 @@ def test_one_cycle_without_momentum_cycling_and_state_round_trip(tmp_path):
     rest = run(sched, 4)
     want = one_cycle_reference(0.5, 12, pct_start=0.25)
     assert [lrs[0] for lrs in rest] == [lr for lr, _ in want[5:9]]
-    opt2 = nn.optim.SGD([nn.Parameter(tg.zeros(1))], lr=0.1, momentum=0.5)
+    opt2 = nn.optim.SGD([nn.Parameter(tg.zeros(1, device=device))], lr=0.1, momentum=0.5)
     sched2 = lr_scheduler.OneCycleLR(opt2, max_lr=9.0, total_steps=99, cycle_momentum=False)
     ckpt = tg.load(tmp_path / "s.npz")
     opt2.load_state_dict(ckpt["opt"])
@@ -447,11 +448,11 @@ def test_reduce_on_plateau_max_mode_with_cooldown():
     assert plateau_run(sched, [1.0, 1.05, 1.2]) == [1.0, 0.1, 0.1]
 
 
-def test_reduce_on_plateau_min_lr_eps_and_tensor_metric():
+def test_reduce_on_plateau_min_lr_eps_and_tensor_metric(device):
     sched = lr_scheduler.ReduceLROnPlateau(make_optimizer([1.0, 2.0]), factor=0.5, patience=0,
                                            min_lr=[0.3, 0.0])
     for m in [5.0, 6.0, 6.0, 6.0]:
-        sched.step(tg.tensor(m))  # a 0-d tensor, as a loss is
+        sched.step(tg.tensor(m, device=device))  # a 0-d tensor, as a loss is
     assert sched.get_last_lr() == [0.3, 2.0 * 0.5 * 0.5 * 0.5]  # group 0 stops at its min_lr
     tiny = lr_scheduler.ReduceLROnPlateau(make_optimizer([1.5e-8]), factor=0.5, patience=0)
     plateau_run(tiny, [1.0, 2.0])  # 1.5e-8 − 0.75e-8 is below eps = 1e-8: skipped
@@ -569,8 +570,8 @@ def test_new_schedulers_bad_arguments_raise_value_error(make, match):
         make(opt)
 
 
-def test_one_cycle_refuses_an_optimizer_without_momentum_before_changing_it():
-    opt = _PlainOptimizer([nn.Parameter(tg.zeros(1))])
+def test_one_cycle_refuses_an_optimizer_without_momentum_before_changing_it(device):
+    opt = _PlainOptimizer([nn.Parameter(tg.zeros(1, device=device))])
     with pytest.raises(ValueError, match="momentum or beta1"):
         lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10)
     assert opt.param_groups[0].keys() == {"params", "lr"}  # untouched

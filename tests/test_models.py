@@ -190,12 +190,22 @@ SHAPES = {
 }
 
 
+# On a GPU (and the CuPy stand-in) one model per family: the CPU pass covers them all.
+ON_DEVICE = {"googlenet", "resnet18", "preact_resnet18", "resnet20", "plain20"}
+
+
+def one_per_family(name: str, device: str) -> None:
+    if device != "cpu" and name not in ON_DEVICE:
+        pytest.skip(f"one model per family runs on {device}; {name} ran on the CPU")
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_output_shape(name):
+def test_output_shape(name, device):
+    one_per_family(name, device)
     side = SHAPES[name]
-    model = getattr(models, name)(num_classes=7, in_channels=2).eval()
+    model = getattr(models, name)(num_classes=7, in_channels=2).to(device).eval()
     with tg.no_grad():
-        y = model(tg.randn(2, 2, side, side))
+        y = model(tg.randn(2, 2, side, side, device=device))
     assert isinstance(y, tg.Tensor) and y.shape == (2, 7)
     assert bool(np.isfinite(y.numpy()).all())
 
@@ -287,20 +297,20 @@ def _zero_convs(module):
 
 
 @pytest.mark.parametrize("block", [PreActBasicBlock, PreActBottleneck])
-def test_preact_block_with_zero_branch_is_the_identity(block):
+def test_preact_block_with_zero_branch_is_the_identity(block, device):
     """Nothing after the addition: a zero residual passes x through, negatives included."""
-    b = block(64 * block.expansion, 64).train()  # training BN: still exactly x
+    b = block(64 * block.expansion, 64).to(device).train()  # training BN: still exactly x
     _zero_convs(b)
-    x = tg.randn(2, 64 * block.expansion, 5, 5)
+    x = tg.randn(2, 64 * block.expansion, 5, 5, device=device)
     np.testing.assert_array_equal(b(x).numpy(), x.numpy())
 
 
-def test_original_block_with_zero_branch_is_relu():
-    b = BasicBlock(16, 16)
+def test_original_block_with_zero_branch_is_relu(device):
+    b = BasicBlock(16, 16).to(device)
     nn.init.zeros_(b.bn2.weight)  # branch output = β = 0
-    x = tg.randn(2, 16, 4, 4)
+    x = tg.randn(2, 16, 4, 4, device=device)
     np.testing.assert_array_equal(b(x).numpy(), np.maximum(x.numpy(), 0))
-    plain = BasicBlock(16, 16, residual=False)
+    plain = BasicBlock(16, 16, residual=False).to(device)
     nn.init.zeros_(plain.bn2.weight)
     assert float(abs(plain(x)).sum().item()) == 0.0  # no shortcut: nothing gets through
 
@@ -317,23 +327,23 @@ def test_preact_network_ends_with_bn_relu():
     assert calls[-5:] == ["bn_final", "relu", "avgpool", "flatten", "fc"]
 
 
-def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+def test_option_a_shortcut_subsamples_and_pads_with_zeros(device):
     s = ZeroPadShortcut(16, 32, stride=2)
     assert n_params(s) == 0
-    x = tg.randn(2, 16, 8, 8)
+    x = tg.randn(2, 16, 8, 8, device=device)
     y = s(x).numpy()
     assert y.shape == (2, 32, 4, 4)
     np.testing.assert_array_equal(y[:, :16], x.numpy()[:, :, ::2, ::2])
     assert not y[:, 16:].any()
 
 
-def test_plain_nets_have_no_shortcuts_and_resnets_do():
-    plain, res = models.plain20(), models.resnet20()
+def test_plain_nets_have_no_shortcuts_and_resnets_do(device):
+    plain, res = models.plain20().to(device), models.resnet20().to(device)
     assert not any(isinstance(m, ZeroPadShortcut) for m in plain.modules())
     assert sum(isinstance(m, ZeroPadShortcut) for m in res.modules()) == 2  # stages 2 and 3
     # same weights, different function: copy the weights and compare outputs
     plain.load_state_dict(res.state_dict(), strict=True)
-    x = tg.randn(2, 3, 16, 16)
+    x = tg.randn(2, 3, 16, 16, device=device)
     with tg.no_grad():
         assert not np.allclose(plain.eval()(x).numpy(), res.eval()(x).numpy())
 
@@ -350,15 +360,16 @@ def _randomize_bn(model):
 
 @pytest.mark.parametrize("name,side", [("resnet18", 64), ("resnet20", 16),
                                        ("googlenet", 64)])
-def test_fuse_conv_bn_gives_the_same_outputs(name, side):
+def test_fuse_conv_bn_gives_the_same_outputs(name, side, device):
+    one_per_family(name if name == "resnet20" else "another", device)
     tg.manual_seed(1)
-    model = getattr(models, name)(num_classes=10)
+    model = getattr(models, name)(num_classes=10).to(device)
     _randomize_bn(model)
     model.eval().double()  # float64, so that the fold itself is not rounded to float32
     fused = nn.utils.fuse_conv_bn(model)
     # every BN follows a conv (declared fuse_pairs or Sequential order): none is left
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    x = tg.randn(2, 3, side, side, dtype=tg.float64)
+    x = tg.randn(2, 3, side, side, dtype=tg.float64, device=device)
     with tg.no_grad():
         np.testing.assert_allclose(fused(x).numpy(), model(x).numpy(), rtol=1e-9, atol=1e-9)
 

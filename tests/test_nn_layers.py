@@ -55,27 +55,28 @@ def test_default_init_is_kaiming_uniform_sqrt5(make, fan_in):
     assert np.abs(b).max() <= bound and np.abs(b).max() > 0.5 * bound
 
 
-def test_init_is_reproducible_with_manual_seed():
+def test_init_is_reproducible_with_manual_seed(device):
     tg.manual_seed(42)
-    a = nn.Conv2d(3, 4, 3)
+    a = nn.Conv2d(3, 4, 3).to(device)
     tg.manual_seed(42)
-    b = nn.Conv2d(3, 4, 3)
+    b = nn.Conv2d(3, 4, 3).to(device)
     np.testing.assert_array_equal(a.weight.numpy(), b.weight.numpy())
     np.testing.assert_array_equal(a.bias.numpy(), b.bias.numpy())
 
 
-def test_norm_layers_init_and_state():
-    bn = nn.BatchNorm2d(3)
+def test_norm_layers_init_and_state(device):
+    bn = nn.BatchNorm2d(3).to(device)
     np.testing.assert_array_equal(bn.weight.numpy(), np.ones(3))
     np.testing.assert_array_equal(bn.bias.numpy(), np.zeros(3))
     np.testing.assert_array_equal(bn.running_mean.numpy(), np.zeros(3))
     np.testing.assert_array_equal(bn.running_var.numpy(), np.ones(3))
     assert bn.num_batches_tracked.item() == 0
-    inorm = nn.InstanceNorm2d(3)
+    inorm = nn.InstanceNorm2d(3).to(device)
     assert list(inorm.state_dict()) == [] and inorm.weight is None
-    assert list(nn.BatchNorm1d(2, affine=False, track_running_stats=False).state_dict()) == []
-    assert list(nn.GroupNorm(2, 4).state_dict()) == ["weight", "bias"]
-    assert nn.LayerNorm([2, 3]).weight.shape == (2, 3)
+    bn1 = nn.BatchNorm1d(2, affine=False, track_running_stats=False).to(device)
+    assert list(bn1.state_dict()) == []
+    assert list(nn.GroupNorm(2, 4).to(device).state_dict()) == ["weight", "bias"]
+    assert nn.LayerNorm([2, 3]).to(device).weight.shape == (2, 3)
 
 
 # ------------------------------------------------------------------ forward vs NumPy
@@ -98,46 +99,46 @@ def conv2d_reference(x, w, b, stride, padding, groups=1):
     return out
 
 
-def test_linear_forward():
-    m = nn.Linear(4, 3)
-    x = tg.randn(5, 4)
+def test_linear_forward(device):
+    m = nn.Linear(4, 3).to(device)
+    x = tg.randn(5, 4, device=device)
     np.testing.assert_allclose(m(x).numpy(), x.numpy() @ m.weight.numpy().T + m.bias.numpy(),
                                rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("stride, padding, groups", [(1, 0, 1), (2, 1, 1), (1, 1, 2)])
-def test_conv2d_forward(stride, padding, groups):
-    m = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups)
-    x = tg.randn(2, 4, 7, 6)
+def test_conv2d_forward(stride, padding, groups, device):
+    m = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups).to(device)
+    x = tg.randn(2, 4, 7, 6, device=device)
     want = conv2d_reference(x.numpy(), m.weight.numpy(), m.bias.numpy(), stride, padding, groups)
     np.testing.assert_allclose(m(x).numpy(), want, rtol=1e-4, atol=1e-5)
 
 
-def test_conv2d_padding_same_and_valid():
-    x = tg.randn(1, 2, 5, 5)
-    assert nn.Conv2d(2, 3, 3, padding="same")(x).shape == (1, 3, 5, 5)
-    assert nn.Conv2d(2, 3, 3, padding="valid")(x).shape == (1, 3, 3, 3)
+def test_conv2d_padding_same_and_valid(device):
+    x = tg.randn(1, 2, 5, 5, device=device)
+    assert nn.Conv2d(2, 3, 3, padding="same").to(device)(x).shape == (1, 3, 5, 5)
+    assert nn.Conv2d(2, 3, 3, padding="valid").to(device)(x).shape == (1, 3, 3, 3)
     with pytest.raises(ValueError):
-        nn.Conv2d(3, 4, 3, groups=2)
+        nn.Conv2d(3, 4, 3, groups=2).to(device)
 
 
-def test_pooling_forward():
-    x = tg.randn(2, 3, 6, 6)
+def test_pooling_forward(device):
+    x = tg.randn(2, 3, 6, 6, device=device)
     a = x.numpy().reshape(2, 3, 3, 2, 3, 2)
     np.testing.assert_allclose(nn.MaxPool2d(2)(x).numpy(), a.max(axis=(3, 5)))
     np.testing.assert_allclose(nn.AvgPool2d(2)(x).numpy(), a.mean(axis=(3, 5)), rtol=1e-5,
                                atol=1e-6)
     np.testing.assert_allclose(nn.AdaptiveAvgPool2d((1, 1))(x).numpy(),
                                x.numpy().mean(axis=(2, 3), keepdims=True), rtol=1e-5, atol=1e-6)
-    assert nn.MaxPool2d(3, 2)(tg.randn(1, 1, 56, 56)).shape == (1, 1, 27, 27)
+    assert nn.MaxPool2d(3, 2)(tg.randn(1, 1, 56, 56, device=device)).shape == (1, 1, 27, 27)
 
 
-def test_batchnorm2d_training_updates_running_stats_and_eval_uses_them():
-    bn = nn.BatchNorm2d(3)
+def test_batchnorm2d_training_updates_running_stats_and_eval_uses_them(device):
+    bn = nn.BatchNorm2d(3).to(device)
     with tg.no_grad():
-        bn.weight.data[...] = [1.0, 2.0, 0.5]
-        bn.bias.data[...] = [0.0, 1.0, -1.0]
-    x = tg.randn(4, 3, 5, 5) * 2 + 1
+        bn.weight.copy_(tg.tensor([1.0, 2.0, 0.5]))  # from the CPU, as copy_ may
+        bn.bias.copy_(tg.tensor([0.0, 1.0, -1.0]))
+    x = tg.randn(4, 3, 5, 5, device=device) * 2 + 1
     a = x.numpy().astype(np.float64)
     y = bn(x).numpy()
     mean, var = a.mean(axis=(0, 2, 3)), a.var(axis=(0, 2, 3))
@@ -160,9 +161,9 @@ def test_batchnorm2d_training_updates_running_stats_and_eval_uses_them():
     assert bn.num_batches_tracked.item() == 1
 
 
-def test_batchnorm_momentum_none_is_cumulative_average():
-    bn = nn.BatchNorm1d(2, momentum=None)
-    xs = [tg.randn(8, 2) + i for i in range(3)]
+def test_batchnorm_momentum_none_is_cumulative_average(device):
+    bn = nn.BatchNorm1d(2, momentum=None).to(device)
+    xs = [tg.randn(8, 2, device=device) + i for i in range(3)]
     for x in xs:
         bn(x)
     want = np.mean([x.numpy().mean(axis=0) for x in xs], axis=0)
@@ -170,36 +171,37 @@ def test_batchnorm_momentum_none_is_cumulative_average():
     assert bn.num_batches_tracked.item() == 3
 
 
-def test_batchnorm1d_accepts_ncl_and_rejects_wrong_dims():
-    bn = nn.BatchNorm1d(3)
-    assert bn(tg.randn(4, 3, 5)).shape == (4, 3, 5)
+def test_batchnorm1d_accepts_ncl_and_rejects_wrong_dims(device):
+    bn = nn.BatchNorm1d(3).to(device)
+    assert bn(tg.randn(4, 3, 5, device=device)).shape == (4, 3, 5)
     with pytest.raises(ValueError, match="2D or 3D"):
-        bn(tg.randn(4, 3, 2, 2))
+        bn(tg.randn(4, 3, 2, 2, device=device))
     with pytest.raises(ValueError, match="4D"):
-        nn.BatchNorm2d(3)(tg.randn(4, 3))
+        nn.BatchNorm2d(3).to(device)(tg.randn(4, 3, device=device))
     with pytest.raises(ValueError, match="channels"):
-        nn.BatchNorm2d(3)(tg.randn(4, 2, 3, 3))
+        nn.BatchNorm2d(3).to(device)(tg.randn(4, 2, 3, 3, device=device))
 
 
-def test_layer_group_instance_norm_forward():
-    x = tg.randn(2, 4, 3, 3)
+def test_layer_group_instance_norm_forward(device):
+    x = tg.randn(2, 4, 3, 3, device=device)
     a = x.numpy().astype(np.float64)
 
     def normalise(v, axes):
         return (v - v.mean(axis=axes, keepdims=True)) / np.sqrt(v.var(axis=axes, keepdims=True)
                                                                 + 1e-5)
 
-    np.testing.assert_allclose(nn.LayerNorm([4, 3, 3])(x).numpy(), normalise(a, (1, 2, 3)),
+    np.testing.assert_allclose(nn.LayerNorm([4, 3, 3]).to(device)(x).numpy(),
+                               normalise(a, (1, 2, 3)),
                                rtol=1e-4, atol=1e-5)
     g = normalise(a.reshape(2, 2, 2, 3, 3), (2, 3, 4)).reshape(a.shape)
-    np.testing.assert_allclose(nn.GroupNorm(2, 4)(x).numpy(), g, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(nn.InstanceNorm2d(4)(x).numpy(), normalise(a, (2, 3)),
+    np.testing.assert_allclose(nn.GroupNorm(2, 4).to(device)(x).numpy(), g, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(nn.InstanceNorm2d(4).to(device)(x).numpy(), normalise(a, (2, 3)),
                                rtol=1e-4, atol=1e-5)
-    assert nn.InstanceNorm2d(4)(x[0]).shape == (4, 3, 3)  # unbatched input
+    assert nn.InstanceNorm2d(4).to(device)(x[0]).shape == (4, 3, 3)  # unbatched input
 
 
-def test_local_response_norm_forward():
-    x = tg.randn(1, 5, 2, 2)
+def test_local_response_norm_forward(device):
+    x = tg.randn(1, 5, 2, 2, device=device)
     a = x.numpy().astype(np.float64)
     size, alpha, beta, k = 3, 1e-2, 0.75, 2.0
     sq = np.pad(a**2, ((0, 0), (1, 1), (0, 0), (0, 0)))
@@ -208,10 +210,10 @@ def test_local_response_norm_forward():
                                rtol=1e-5)
 
 
-def test_dropout_train_and_eval():
+def test_dropout_train_and_eval(device):
     tg.manual_seed(0)
     d = nn.Dropout(0.25)
-    x = tg.ones(200, 100)
+    x = tg.ones(200, 100, device=device)
     y = d(x).numpy()
     kept = y != 0
     assert np.allclose(y[kept], 1 / 0.75)
@@ -222,23 +224,23 @@ def test_dropout_train_and_eval():
         nn.Dropout(1.5)
 
 
-def test_relu_flatten():
-    x = tg.randn(2, 3, 4, 5)
+def test_relu_flatten(device):
+    x = tg.randn(2, 3, 4, 5, device=device)
     np.testing.assert_array_equal(nn.ReLU()(x).numpy(), np.maximum(x.numpy(), 0))
     assert nn.Flatten()(x).shape == (2, 60)
     assert nn.Flatten(0, 2)(x).shape == (24, 5)
 
 
-def test_losses():
-    logits = tg.randn(6, 4)
-    target = tg.tensor([0, 1, 2, 3, 0, 1])
+def test_losses(device):
+    logits = tg.randn(6, 4, device=device)
+    target = tg.tensor([0, 1, 2, 3, 0, 1], device=device)
     z = logits.numpy().astype(np.float64)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     nll = -logp[np.arange(6), target.numpy()]
     assert nn.CrossEntropyLoss()(logits, target).item() == pytest.approx(nll.mean(), rel=1e-5)
     np.testing.assert_allclose(nn.CrossEntropyLoss(reduction="none")(logits, target).numpy(),
                                nll, rtol=1e-5)
-    y = tg.randn(6, 4)
+    y = tg.randn(6, 4, device=device)
     assert nn.MSELoss()(logits, y).item() == pytest.approx(
         ((z - y.numpy()) ** 2).mean(), rel=1e-5)
     assert nn.MSELoss(reduction="sum")(logits, y).item() == pytest.approx(
@@ -247,10 +249,11 @@ def test_losses():
         nn.MSELoss(reduction="avg")
 
 
-def test_layers_backpropagate_to_parameters():
+def test_layers_backpropagate_to_parameters(device):
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2))
-    loss = nn.CrossEntropyLoss()(model(tg.randn(4, 2, 4, 4)), tg.tensor([0, 1, 0, 1]))
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2)).to(device)
+    loss = nn.CrossEntropyLoss()(model(tg.randn(4, 2, 4, 4, device=device)),
+                                 tg.tensor([0, 1, 0, 1], device=device))
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.shape == p.shape, name
@@ -260,18 +263,18 @@ def test_layers_backpropagate_to_parameters():
 # ------------------------------------------------------------------ vs PyTorch (dev only)
 
 
-def test_matches_torch_layers():
+def test_matches_torch_layers(device):
     torch = pytest.importorskip("torch")
     tg.manual_seed(1)
     ours = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.GroupNorm(2, 8), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(32, 5),
-                         nn.LayerNorm(5))
+                         nn.LayerNorm(5)).to(device)
     theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1),
                                  torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.GroupNorm(2, 8),
                                  torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 5),
                                  torch.nn.LayerNorm(5))
     theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
-    x = tg.randn(4, 3, 8, 8)
+    x = tg.randn(4, 3, 8, 8, device=device)
     for mode in ("train", "eval"):
         getattr(ours, mode)()
         getattr(theirs, mode)()

@@ -72,40 +72,40 @@ def test_registries():
     assert [n for n, _ in net.block.named_parameters(recurse=False)] == ["scale"]
 
 
-def test_tied_parameter_is_yielded_once():
-    a, b = nn.Linear(3, 3), nn.Linear(3, 3)
+def test_tied_parameter_is_yielded_once(device):
+    a, b = nn.Linear(3, 3).to(device), nn.Linear(3, 3).to(device)
     b.weight = a.weight
-    model = nn.Sequential(a, b)
+    model = nn.Sequential(a, b).to(device)
     assert len(list(model.parameters())) == 3
     assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
     assert "1.weight" in model.state_dict()  # state_dict keeps every name, as PyTorch
     shared = nn.ReLU()
-    assert len(list(nn.Sequential(shared, shared).modules())) == 2
+    assert len(list(nn.Sequential(shared, shared).to(device).modules())) == 2
 
 
-def test_assignment_rules():
-    m = nn.Linear(2, 2)
+def test_assignment_rules(device):
+    m = nn.Linear(2, 2).to(device)
     with pytest.raises(TypeError, match="parameter 'weight'"):
-        m.weight = tg.zeros(2, 2)
+        m.weight = tg.zeros(2, 2, device=device)
     m.bias = None
     assert m.bias is None and "bias" not in m.state_dict()
-    m.extra = nn.Parameter(tg.ones(1))
+    m.extra = nn.Parameter(tg.ones(1, device=device))
     assert "extra" in dict(m.named_parameters())
     del m.extra
     assert "extra" not in dict(m.named_parameters())
     with pytest.raises(AttributeError):
         _ = m.missing
-    bn = nn.BatchNorm1d(2)
+    bn = nn.BatchNorm1d(2).to(device)
     with pytest.raises(TypeError, match="buffer"):
         bn.running_mean = np.zeros(2)
 
 
-def test_parameter_is_a_tensor_that_requires_grad():
-    p = nn.Parameter(tg.randn(2, 3))
+def test_parameter_is_a_tensor_that_requires_grad(device):
+    p = nn.Parameter(tg.randn(2, 3, device=device))
     assert isinstance(p, tg.Tensor) and p.requires_grad and p.is_leaf
     assert nn.Parameter([1.0, 2.0]).dtype == np.float32
-    assert not nn.Parameter(tg.zeros(1), requires_grad=False).requires_grad
-    assert repr(nn.Parameter(tg.zeros(1))).startswith("Parameter containing:")
+    assert not nn.Parameter(tg.zeros(1, device=device), requires_grad=False).requires_grad
+    assert repr(nn.Parameter(tg.zeros(1, device=device))).startswith("Parameter containing:")
     q = copy.deepcopy(p)
     assert isinstance(q, nn.Parameter) and q is not p and q.requires_grad
     np.testing.assert_array_equal(q.numpy(), p.numpy())
@@ -118,8 +118,8 @@ def _snapshot(module):
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
 
-def test_load_state_dict_round_trip_from_numpy_arrays():
-    src, dst = Net(), Net()
+def test_load_state_dict_round_trip_from_numpy_arrays(device):
+    src, dst = Net().to(device), Net().to(device)  # host arrays load onto the device
     src.block.bn.num_batches_tracked.data[...] = 7
     arrays = {k: v.numpy() for k, v in src.state_dict().items()}
     result = dst.load_state_dict(arrays)
@@ -127,12 +127,12 @@ def test_load_state_dict_round_trip_from_numpy_arrays():
     for k, v in _snapshot(dst).items():
         np.testing.assert_array_equal(v, arrays[k], err_msg=k)
     assert dst.block.bn.num_batches_tracked.dtype == np.int64
-    x = tg.randn(2, 2, 3, 3)
+    x = tg.randn(2, 2, 3, 3, device=device)
     np.testing.assert_allclose(src.eval()(x).numpy(), dst.eval()(x).numpy(), rtol=1e-6)
 
 
-def test_load_keeps_parameter_identity_and_dtype():
-    m = nn.Linear(2, 3)
+def test_load_keeps_parameter_identity_and_dtype(device):
+    m = nn.Linear(2, 3).to(device)
     weight = m.weight
     m.load_state_dict({"weight": np.ones((3, 2)), "bias": np.zeros(3)})  # float64 in
     assert m.weight is weight and m.weight.dtype == np.float32
@@ -158,26 +158,26 @@ def test_strict_load_failure_changes_nothing(change, words):
         np.testing.assert_array_equal(v, before[k], err_msg=k)
 
 
-def test_error_lists_every_problem_at_once():
+def test_error_lists_every_problem_at_once(device):
     sd = Net().state_dict()
     sd.pop("head.1.bias")
-    sd["bogus"] = tg.zeros(1)
-    sd["block.scale"] = tg.zeros(2)
+    sd["bogus"] = tg.zeros(1, device=device)
+    sd["block.scale"] = tg.zeros(2, device=device)
     with pytest.raises(RuntimeError) as info:
         Net().load_state_dict(sd)
     msg = str(info.value)
     assert "head.1.bias" in msg and "bogus" in msg and "block.scale" in msg
 
 
-def test_non_strict_load_returns_keys_and_shape_mismatch_still_raises():
+def test_non_strict_load_returns_keys_and_shape_mismatch_still_raises(device):
     src, dst = Net(), Net()
     sd = src.state_dict()
     sd.pop("head.1.bias")
-    sd["extra.thing"] = tg.zeros(1)
+    sd["extra.thing"] = tg.zeros(1, device=device)
     missing, unexpected = dst.load_state_dict(sd, strict=False)
     assert missing == ["head.1.bias"] and unexpected == ["extra.thing"]
     np.testing.assert_array_equal(dst.head[1].weight.numpy(), src.head[1].weight.numpy())
-    sd["head.1.weight"] = tg.zeros(1, 1)
+    sd["head.1.weight"] = tg.zeros(1, 1, device=device)
     before = _snapshot(dst)
     with pytest.raises(RuntimeError, match="size mismatch"):
         dst.load_state_dict(sd, strict=False)
@@ -198,9 +198,9 @@ def test_train_eval_recursive():
     assert net.training and not net.head[1].training
 
 
-def test_zero_grad():
-    m = nn.Linear(3, 2)
-    m(tg.randn(4, 3)).sum().backward()
+def test_zero_grad(device):
+    m = nn.Linear(3, 2).to(device)
+    m(tg.randn(4, 3, device=device)).sum().backward()
     assert m.weight.grad is not None
     m.zero_grad(set_to_none=False)
     np.testing.assert_array_equal(m.weight.grad.numpy(), np.zeros((2, 3)))
@@ -246,14 +246,14 @@ def test_cuda_moves_in_place_and_optimizer_follows():
 # ------------------------------------------------------------------ hooks
 
 
-def test_forward_hooks_see_and_replace():
-    m = nn.Linear(3, 2)
+def test_forward_hooks_see_and_replace(device):
+    m = nn.Linear(3, 2).to(device)
     seen = []
     h1 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0,))
     h2 = m.register_forward_hook(lambda mod, args, out: seen.append((mod, args[0].shape,
                                                                       out.shape)))
     h3 = m.register_forward_hook(lambda mod, args, out: out + 100)
-    x = tg.randn(4, 3)
+    x = tg.randn(4, 3, device=device)
     y = m(x)
     np.testing.assert_allclose(y.numpy(), np.broadcast_to(m.bias.numpy() + 100, (4, 2)),
                                rtol=1e-6)
@@ -265,20 +265,20 @@ def test_forward_hooks_see_and_replace():
     assert len(seen) == 1
 
 
-def test_hook_handle_as_context_manager():
+def test_hook_handle_as_context_manager(device):
     m = nn.ReLU()
     calls = []
     with m.register_forward_hook(lambda *a: calls.append(1)):
-        m(tg.ones(1))
-    m(tg.ones(1))
+        m(tg.ones(1, device=device))
+    m(tg.ones(1, device=device))
     assert calls == [1]
 
 
 # ------------------------------------------------------------------ containers, repr
 
 
-def test_sequential_and_module_list():
-    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+def test_sequential_and_module_list(device):
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).to(device)
     assert len(seq) == 3 and isinstance(seq[-1], nn.Linear)
     sub = seq[1:]
     assert isinstance(sub, nn.Sequential) and len(sub) == 2 and sub[0] is seq[1]
@@ -287,25 +287,25 @@ def test_sequential_and_module_list():
     seq.append(nn.ReLU())
     assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     from collections import OrderedDict
-    named = nn.Sequential(OrderedDict(fc=nn.Linear(2, 2), act=nn.ReLU()))
+    named = nn.Sequential(OrderedDict(fc=nn.Linear(2, 2), act=nn.ReLU())).to(device)
     assert list(named.state_dict()) == ["fc.weight", "fc.bias"]
-    ml = nn.ModuleList([nn.Linear(1, 1), nn.Linear(1, 1)])
-    ml.append(nn.Linear(1, 1))
+    ml = nn.ModuleList([nn.Linear(1, 1), nn.Linear(1, 1)]).to(device)
+    ml.append(nn.Linear(1, 1).to(device))
     assert len(ml) == 3 and len(list(ml.parameters())) == 6
     assert [n for n, _ in ml.named_parameters()][-1] == "2.bias"
     ml.insert(0, nn.ReLU())
     assert isinstance(ml[0], nn.ReLU) and isinstance(ml[3], nn.Linear)
-    x = tg.ones(1, 2)
+    x = tg.ones(1, 2, device=device)
     np.testing.assert_array_equal(nn.Identity(5, foo=1)(x).numpy(), x.numpy())
 
 
-def test_repr_is_pytorchs():
+def test_repr_is_pytorchs(device):
     model = nn.Sequential(
         nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
         nn.ReLU(inplace=True),
         nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.3)),
         nn.Conv2d(4, 8, 3, groups=2, bias=False),
-    )
+    ).to(device)
     assert repr(model) == (
         "Sequential(\n"
         "  (0): Conv2d(3, 64, kernel_size=(11, 11), stride=(4, 4), padding=(2, 2))\n"
@@ -318,21 +318,21 @@ def test_repr_is_pytorchs():
         ")"
     )
     assert repr(nn.ReLU()) == "ReLU()"
-    assert repr(nn.Sequential()) == "Sequential()"
+    assert repr(nn.Sequential().to(device)) == "Sequential()"
 
 
-def test_replacing_a_child_keeps_its_place():
-    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+def test_replacing_a_child_keeps_its_place(device):
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)).to(device)
     seq[1] = nn.Identity()
     setattr(seq, "0", nn.Identity())
     assert [type(m).__name__ for m in seq] == ["Identity", "Identity", "Linear"]
-    m = nn.Linear(2, 2)
-    m.weight = nn.Parameter(tg.zeros(2, 2))
+    m = nn.Linear(2, 2).to(device)
+    m.weight = nn.Parameter(tg.zeros(2, 2, device=device))
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
 
 
-def test_module_to_refuses_a_non_float_dtype_and_changes_nothing():
-    m = nn.Linear(3, 2)
+def test_module_to_refuses_a_non_float_dtype_and_changes_nothing(device):
+    m = nn.Linear(3, 2).to(device)
     before = m.weight.numpy().copy()
     for dtype in (tg.int64, tg.bool):
         with pytest.raises(TypeError, match="floating point"):

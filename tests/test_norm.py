@@ -106,13 +106,13 @@ def bn_shapes():
 
 def bn_eval(x, w, b, config):
     mean, var = fixed_stats(x.shape[1])
-    rm, rv = tg.tensor(mean.astype(x.dtype)), tg.tensor(var.astype(x.dtype))
+    rm, rv = (tg.tensor(a.astype(x.dtype), device=x.device) for a in (mean, var))
     return F.batch_norm(x, rm, rv, w, b, training=False)
 
 
 def in_eval(x, w, b, config):
     mean, var = fixed_stats(x.shape[1])
-    rm, rv = tg.tensor(mean.astype(x.dtype)), tg.tensor(var.astype(x.dtype))
+    rm, rv = (tg.tensor(a.astype(x.dtype), device=x.device) for a in (mean, var))
     return F.instance_norm(x, rm, rv, w, b, use_input_stats=False)
 
 
@@ -165,16 +165,17 @@ def draw_inputs(data, case, dtype, affine_mode):
     return x, w, b, config
 
 
-def as_tensor(a, requires_grad=False):
-    return None if a is None else tg.tensor(a, requires_grad=requires_grad)
+def as_tensor(a, requires_grad=False, device="cpu"):
+    return None if a is None else tg.tensor(a, requires_grad=requires_grad, device=device)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @given(data=st.data(), affine_mode=st.booleans())
-def test_forward_matches_numpy(case, dtype, data, affine_mode):
+def test_forward_matches_numpy(case, dtype, data, affine_mode, device):
     x, w, b, config = draw_inputs(data, case, dtype, affine_mode)
-    y = case.call(as_tensor(x), as_tensor(w), as_tensor(b), config)
+    x_, w_, b_ = (as_tensor(a, device=device) for a in (x, w, b))
+    y = case.call(x_, w_, b_, config)
     expected = case.ref(x.astype(np.float64), None if w is None else w.astype(np.float64),
                         None if b is None else b.astype(np.float64), config)
     assert y.dtype == dtype
@@ -185,9 +186,9 @@ def test_forward_matches_numpy(case, dtype, data, affine_mode):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 @given(data=st.data(), affine_mode=st.booleans())
-def test_gradcheck(case, data, affine_mode):
+def test_gradcheck(case, data, affine_mode, device):
     x, w, b, config = draw_inputs(data, case, np.float64, affine_mode)
-    inputs = [as_tensor(x, True), as_tensor(w, True), as_tensor(b, True)]
+    inputs = [as_tensor(a, True, device) for a in (x, w, b)]
     assert tg.gradcheck(lambda x, w, b: case.call(x, w, b, config), inputs)
 
 
@@ -205,20 +206,23 @@ def raw_backward(y, g):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_float32_stays_float32_in_backward(case):
+def test_float32_stays_float32_in_backward(case, device):
     shape, config = {
         "group_norm": ((2, 4, 3, 3), 2), "layer_norm": ((2, 3, 4), 2),
         "local_response_norm": ((2, 5, 3, 3), (3, 1e-4, 0.75, 1.0)),
     }.get(case.name, ((3, 4, 3, 3), None))
     rng = np.random.default_rng(0)
-    x = tg.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    x = tg.tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True,
+                  device=device)
     w = b = None
     if case.param_shape is not None:
         pshape = case.param_shape(shape, config)
-        w, b = tg.ones(*pshape, requires_grad=True), tg.zeros(*pshape, requires_grad=True)
+        w = tg.ones(*pshape, requires_grad=True, device=device)
+        b = tg.zeros(*pshape, requires_grad=True, device=device)
     y = case.call(x, w, b, config)
     assert y.dtype == np.float32
-    grads = raw_backward(y, rng.standard_normal(shape).astype(np.float32))
+    g = tg.tensor(rng.standard_normal(shape).astype(np.float32), device=device)
+    grads = raw_backward(y, g.data)
     grads = grads if isinstance(grads, tuple) else (grads,)
     assert all(g.dtype == np.float32 for g in grads if g is not None)
 
@@ -227,15 +231,15 @@ def test_float32_stays_float32_in_backward(case):
 
 
 @given(data=st.data(), momentum=st.floats(0.0, 1.0))
-def test_batch_norm_updates_running_stats_in_place(data, momentum):
+def test_batch_norm_updates_running_stats_in_place(data, momentum, device):
     shape, _ = data.draw(bn_shapes())
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal(shape)
     c = shape[1]
     rm0, rv0 = rng.standard_normal(c), rng.uniform(0.5, 2.0, c)
-    rm, rv = tg.tensor(rm0.copy()), tg.tensor(rv0.copy())
+    rm, rv = tg.tensor(rm0.copy(), device=device), tg.tensor(rv0.copy(), device=device)
     arrays = rm.data, rv.data
-    F.batch_norm(tg.tensor(x), rm, rv, training=True, momentum=momentum)
+    F.batch_norm(tg.tensor(x, device=device), rm, rv, training=True, momentum=momentum)
     axes = (0,) + tuple(range(2, x.ndim))
     assert rm.data is arrays[0] and rv.data is arrays[1]  # updated in place
     np.testing.assert_allclose(rm.numpy(), (1 - momentum) * rm0 + momentum * x.mean(axis=axes),
@@ -245,49 +249,51 @@ def test_batch_norm_updates_running_stats_in_place(data, momentum):
                                rtol=1e-12, atol=1e-12)
 
 
-def test_batch_norm_float32_running_stats_stay_float32():
-    x = tg.randn(4, 3, 2, 2)
-    rm, rv = tg.zeros(3), tg.ones(3)
+def test_batch_norm_float32_running_stats_stay_float32(device):
+    x = tg.randn(4, 3, 2, 2, device=device)
+    rm, rv = tg.zeros(3, device=device), tg.ones(3, device=device)
     F.batch_norm(x, rm, rv, training=True)
     assert rm.dtype == np.float32 and rv.dtype == np.float32
     assert not np.allclose(rm.numpy(), 0.0)
 
 
-def test_batch_norm_eval_leaves_running_stats_and_uses_them():
+def test_batch_norm_eval_leaves_running_stats_and_uses_them(device):
     x = np.arange(24.0).reshape(4, 6)
-    rm, rv = tg.tensor(np.full(6, 2.0)), tg.tensor(np.full(6, 4.0))
-    y = F.batch_norm(tg.tensor(x), rm, rv, training=False, eps=0.0)
+    rm, rv = tg.tensor(np.full(6, 2.0), device=device), tg.tensor(np.full(6, 4.0), device=device)
+    y = F.batch_norm(tg.tensor(x, device=device), rm, rv, training=False, eps=0.0)
     np.testing.assert_allclose(y.numpy(), (x - 2.0) / 2.0)
     np.testing.assert_array_equal(rm.numpy(), 2.0)
     np.testing.assert_array_equal(rv.numpy(), 4.0)
 
 
-def test_batch_norm_only_one_running_stat():
+def test_batch_norm_only_one_running_stat(device):
     x = np.random.default_rng(1).standard_normal((5, 2))
-    rm = tg.zeros(2, dtype=tg.float64)
-    F.batch_norm(tg.tensor(x), rm, None, training=True, momentum=1.0)
+    rm = tg.zeros(2, dtype=tg.float64, device=device)
+    F.batch_norm(tg.tensor(x, device=device), rm, None, training=True, momentum=1.0)
     np.testing.assert_allclose(rm.numpy(), x.mean(axis=0), rtol=1e-12)
 
 
-def test_instance_norm_running_stats_average_over_the_batch():
+def test_instance_norm_running_stats_average_over_the_batch(device):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 2, 4, 5))
-    rm, rv = tg.zeros(2, dtype=tg.float64), tg.ones(2, dtype=tg.float64)
-    F.instance_norm(tg.tensor(x), rm, rv, momentum=0.3)
+    rm = tg.zeros(2, dtype=tg.float64, device=device)
+    rv = tg.ones(2, dtype=tg.float64, device=device)
+    F.instance_norm(tg.tensor(x, device=device), rm, rv, momentum=0.3)
     per_mean = x.mean(axis=(2, 3))  # (N, C)
     per_var = x.var(axis=(2, 3), ddof=1)
     np.testing.assert_allclose(rm.numpy(), 0.7 * 0 + 0.3 * per_mean.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(rv.numpy(), 0.7 * 1 + 0.3 * per_var.mean(axis=0), rtol=1e-12)
 
 
-def test_backward_after_running_stats_change_uses_the_forward_statistics():
+def test_backward_after_running_stats_change_uses_the_forward_statistics(device):
     """Eval-mode backward must not see a later in-place update of the running stats."""
     rng = np.random.default_rng(3)
-    x = tg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
-    w = tg.ones(3, dtype=tg.float64, requires_grad=True)
-    rm, rv = tg.zeros(3, dtype=tg.float64), tg.tensor(np.full(3, 4.0))
+    x = tg.tensor(rng.standard_normal((4, 3)), requires_grad=True, device=device)
+    w = tg.ones(3, dtype=tg.float64, requires_grad=True, device=device)
+    rm, rv = tg.zeros(3, dtype=tg.float64, device=device), tg.tensor(np.full(3, 4.0), device=device)
     y = F.batch_norm(x, rm, rv, w, training=False, eps=0.0)
-    F.batch_norm(tg.tensor(rng.standard_normal((4, 3))), rm, rv, training=True, momentum=1.0)
+    F.batch_norm(tg.tensor(rng.standard_normal((4, 3)), device=device), rm, rv, training=True,
+                 momentum=1.0)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.full((4, 3), 0.5))
     np.testing.assert_allclose(w.grad.numpy(), (x.numpy() / 2.0).sum(axis=0), rtol=1e-12)
@@ -329,8 +335,8 @@ BN_ERRORS = [
 
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BN_ERRORS],
                          ids=[c[0] for c in BN_ERRORS])
-def test_batch_norm_errors_leave_running_stats_unchanged(call, exc, message):
-    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
+def test_batch_norm_errors_leave_running_stats_unchanged(call, exc, message, device):
+    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 3, 2, 2)), device=device)
     rm, rv = bn_state()
     before = rm.numpy().copy(), rv.numpy().copy()
     with pytest.raises(exc) as info:
@@ -340,48 +346,48 @@ def test_batch_norm_errors_leave_running_stats_unchanged(call, exc, message):
     np.testing.assert_array_equal(rv.numpy(), before[1])
 
 
-def test_batch_norm_eval_needs_running_stats():
+def test_batch_norm_eval_needs_running_stats(device):
     with pytest.raises(ValueError, match="running_mean and running_var are required"):
-        F.batch_norm(tg.randn(4, 3), None, None, training=False)
+        F.batch_norm(tg.randn(4, 3, device=device), None, None, training=False)
 
 
-def test_instance_norm_errors():
+def test_instance_norm_errors(device):
     rm, rv = bn_state()
     before = rm.numpy().copy()
     with pytest.raises(ValueError, match=r"more than 1 spatial element.*\(2, 3, 1, 1\)"):
-        F.instance_norm(tg.ones(2, 3, 1, 1, dtype=tg.float64), rm, rv)
+        F.instance_norm(tg.ones(2, 3, 1, 1, dtype=tg.float64, device=device), rm, rv)
     np.testing.assert_array_equal(rm.numpy(), before)
     with pytest.raises(ValueError, match=r"at least 3 dimensions, got shape \(2, 3\)"):
-        F.instance_norm(tg.ones(2, 3))
+        F.instance_norm(tg.ones(2, 3, device=device))
     with pytest.raises(ValueError, match=r"expected weight of shape \(3,\), got \(2,\)"):
-        F.instance_norm(tg.ones(2, 3, 4), weight=tg.ones(2))
+        F.instance_norm(tg.ones(2, 3, 4, device=device), weight=tg.ones(2, device=device))
     with pytest.raises(ValueError, match="required when use_input_stats=False"):
-        F.instance_norm(tg.ones(2, 3, 4), use_input_stats=False)
+        F.instance_norm(tg.ones(2, 3, 4, device=device), use_input_stats=False)
 
 
-def test_group_norm_errors():
+def test_group_norm_errors(device):
     with pytest.raises(ValueError, match=r"channels \(6\) to be divisible by num_groups.*=4"):
-        F.group_norm(tg.ones(2, 6, 3, 3), 4)
+        F.group_norm(tg.ones(2, 6, 3, 3, device=device), 4)
     with pytest.raises(ValueError, match=r"num_groups=0"):
-        F.group_norm(tg.ones(2, 6, 3, 3), 0)
+        F.group_norm(tg.ones(2, 6, 3, 3, device=device), 0)
     with pytest.raises(ValueError, match=r"expected bias of shape \(6,\), got \(3,\)"):
-        F.group_norm(tg.ones(2, 6, 3, 3), 3, bias=tg.ones(3))
+        F.group_norm(tg.ones(2, 6, 3, 3, device=device), 3, bias=tg.ones(3, device=device))
 
 
-def test_layer_norm_errors():
+def test_layer_norm_errors(device):
     with pytest.raises(ValueError, match=r"normalized_shape \(4,\) does not match.*\(2, 3\)"):
-        F.layer_norm(tg.ones(2, 3), 4)
+        F.layer_norm(tg.ones(2, 3, device=device), 4)
     with pytest.raises(ValueError, match=r"normalized_shape \(2, 3, 4\) does not match"):
-        F.layer_norm(tg.ones(3, 4), (2, 3, 4))
+        F.layer_norm(tg.ones(3, 4, device=device), (2, 3, 4))
     with pytest.raises(ValueError, match=r"expected weight of shape \(3, 4\), got \(4,\)"):
-        F.layer_norm(tg.ones(2, 3, 4), (3, 4), weight=tg.ones(4))
+        F.layer_norm(tg.ones(2, 3, 4, device=device), (3, 4), weight=tg.ones(4, device=device))
 
 
-def test_local_response_norm_errors():
+def test_local_response_norm_errors(device):
     with pytest.raises(ValueError, match=r"at least 3 dimensions, got shape \(2, 5\)"):
-        F.local_response_norm(tg.ones(2, 5), 3)
+        F.local_response_norm(tg.ones(2, 5, device=device), 3)
     with pytest.raises(ValueError, match="size must be a positive int, got 0"):
-        F.local_response_norm(tg.ones(2, 5, 3), 0)
+        F.local_response_norm(tg.ones(2, 5, 3, device=device), 0)
 
 
 # ------------------------------------------------------------ against PyTorch, if present
@@ -424,22 +430,23 @@ def test_against_torch():
 
 @settings(max_examples=4)
 @given(data=st.data())
-def test_normalization_double_backward(data):
+def test_normalization_double_backward(data, device):
     n = 2
     c = data.draw(st.sampled_from([2, 4]))
     spatial = data.draw(st.sampled_from([(), (3,), (1, 2)]))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    x = tg.tensor(rng.standard_normal((n, c) + spatial), requires_grad=True)
-    w = tg.tensor(rng.standard_normal(c), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(c), requires_grad=True)
-    rm, rv = tg.zeros(c, dtype=tg.float64), tg.ones(c, dtype=tg.float64) * 1.5
+    x = tg.tensor(rng.standard_normal((n, c) + spatial), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal(c), requires_grad=True, device=device)
+    b = tg.tensor(rng.standard_normal(c), requires_grad=True, device=device)
+    rm = tg.zeros(c, dtype=tg.float64, device=device)
+    rv = tg.ones(c, dtype=tg.float64, device=device) * 1.5
     square = lambda y: y * y  # noqa: E731 - so that second derivatives reach every input
     assert tg.gradgradcheck(
         lambda a, g, h: square(F.batch_norm(a, rm, rv, g, h, training=True)), [x, w, b])
     assert tg.gradgradcheck(
         lambda a, g, h: square(F.batch_norm(a, rm, rv, g, h, training=False)), [x, w, b])
     assert tg.gradgradcheck(lambda a, g, h: square(F.group_norm(a, 2, g, h)), [x, w, b])
-    lw = tg.tensor(rng.standard_normal(x.shape[1:]), requires_grad=True)
+    lw = tg.tensor(rng.standard_normal(x.shape[1:]), requires_grad=True, device=device)
     assert tg.gradgradcheck(lambda a, g: square(F.layer_norm(a, x.shape[1:], g, g * 0.5)),
                             [x, lw])
     if spatial:

@@ -98,17 +98,17 @@ def gradient(p: np.ndarray, t: int) -> np.ndarray:
 
 @pytest.mark.parametrize("shape", [(3, 4), ()], ids=["matrix", "0-d"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_trajectory_matches_formula(case, shape):
+def test_trajectory_matches_formula(case, shape, device):
     # a 0-d parameter (a temperature, a gate) is updated as any other (Adam crashed on it)
     cls, ref, kw = case
     rng = np.random.default_rng(0)
     p0 = np.asarray(rng.normal(size=shape))
-    param = nn.Parameter(tg.tensor(p0, dtype=tg.float64))
+    param = nn.Parameter(tg.tensor(p0, dtype=tg.float64, device=device))
     opt = cls([param], **kw)
     expected, state = p0.copy(), {}
     for t in range(8):
         g = gradient(param.numpy(), t)
-        param.grad = tg.tensor(g)
+        param.grad = tg.tensor(g, device=device)
         opt.step()
         expected = ref(expected, gradient(expected, t), state, **kw)
         np.testing.assert_allclose(param.numpy(), expected, rtol=1e-12, atol=1e-12,
@@ -118,13 +118,13 @@ def test_trajectory_matches_formula(case, shape):
 
 @pytest.mark.parametrize("shape", [(5,), ()], ids=["vector", "0-d"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_float32_stays_float32_in_place(case, shape):
+def test_float32_stays_float32_in_place(case, shape, device):
     cls, _, kw = case
-    param = nn.Parameter(tg.randn(*shape))
+    param = nn.Parameter(tg.randn(*shape, device=device))
     data = param.data
     opt = cls([param], **kw)
     for t in range(3):
-        param.grad = tg.tensor(gradient(param.numpy(), t).astype(np.float32))
+        param.grad = tg.tensor(gradient(param.numpy(), t).astype(np.float32), device=device)
         opt.step()
     assert param.dtype == np.float32 and param.shape == shape
     assert param.data is data  # updated in place: whoever holds the array sees the update
@@ -133,42 +133,43 @@ def test_float32_stays_float32_in_place(case, shape):
             assert value.dtype == np.float32 and value.shape == shape
 
 
-def test_sgd_momentum_buffer_starts_at_first_gradient():
-    param = nn.Parameter(tg.zeros(2, dtype=tg.float64))
+def test_sgd_momentum_buffer_starts_at_first_gradient(device):
+    param = nn.Parameter(tg.zeros(2, dtype=tg.float64, device=device))
     opt = nn.optim.SGD([param], lr=1.0, momentum=0.9, dampening=0.5)
-    param.grad = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    param.grad = tg.tensor([1.0, 2.0], dtype=tg.float64, device=device)
     opt.step()
     # the first step is the full gradient (no dampening, no zero-initialised buffer)
     np.testing.assert_allclose(param.numpy(), [-1.0, -2.0])
-    param.grad = tg.tensor([1.0, 2.0], dtype=tg.float64)
+    param.grad = tg.tensor([1.0, 2.0], dtype=tg.float64, device=device)
     opt.step()  # b = 0.9·g + 0.5·g = 1.4·g
     np.testing.assert_allclose(param.numpy(), [-2.4, -4.8])
 
 
-def test_adam_first_step_is_lr_times_sign():
+def test_adam_first_step_is_lr_times_sign(device):
     # with bias correction the first Adam step has magnitude lr (up to eps)
-    param = nn.Parameter(tg.zeros(3, dtype=tg.float64))
+    param = nn.Parameter(tg.zeros(3, dtype=tg.float64, device=device))
     opt = nn.optim.Adam([param], lr=0.1)
-    param.grad = tg.tensor([3.0, -0.001, 50.0], dtype=tg.float64)
+    param.grad = tg.tensor([3.0, -0.001, 50.0], dtype=tg.float64, device=device)
     opt.step()
     np.testing.assert_allclose(param.numpy(), [-0.1, 0.1, -0.1], rtol=1e-4)
 
 
-def test_adamw_decay_is_decoupled():
+def test_adamw_decay_is_decoupled(device):
     # zero gradient: Adam with L2 still moves by lr (m ∝ λθ); AdamW only shrinks θ
-    p1, p2 = nn.Parameter(tg.ones(1, dtype=tg.float64)), nn.Parameter(tg.ones(1, dtype=tg.float64))
+    p1 = nn.Parameter(tg.ones(1, dtype=tg.float64, device=device))
+    p2 = nn.Parameter(tg.ones(1, dtype=tg.float64, device=device))
     adamw = nn.optim.AdamW([p1], lr=0.1, weight_decay=0.5)
-    p1.grad = tg.zeros(1, dtype=tg.float64)
+    p1.grad = tg.zeros(1, dtype=tg.float64, device=device)
     adamw.step()
     np.testing.assert_allclose(p1.numpy(), [0.95])
     adam = nn.optim.Adam([p2], lr=0.1, weight_decay=0.5)
-    p2.grad = tg.zeros(1, dtype=tg.float64)
+    p2.grad = tg.zeros(1, dtype=tg.float64, device=device)
     adam.step()
     np.testing.assert_allclose(p2.numpy(), [0.9], rtol=1e-6)
 
 
-def test_defaults_are_pytorchs():
-    p = [nn.Parameter(tg.zeros(1))]
+def test_defaults_are_pytorchs(device):
+    p = [nn.Parameter(tg.zeros(1, device=device))]
     assert {k: v for k, v in nn.optim.Adam(p).defaults.items() if k != "maximize"} == dict(
         lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False)
     assert nn.optim.AdamW(p).defaults["weight_decay"] == 0.01
@@ -183,57 +184,57 @@ def test_defaults_are_pytorchs():
 # ------------------------------------------------------------------ groups & validation
 
 
-def test_param_groups_have_their_own_lr_and_defaults():
-    a, b = nn.Parameter(tg.ones(2)), nn.Parameter(tg.ones(2))
+def test_param_groups_have_their_own_lr_and_defaults(device):
+    a, b = nn.Parameter(tg.ones(2, device=device)), nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1, momentum=0.9)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
     assert all(g["momentum"] == 0.9 for g in opt.param_groups)
     assert opt.param_groups[1]["params"] == [b]
-    a.grad, b.grad = tg.ones(2), tg.ones(2)
+    a.grad, b.grad = tg.ones(2, device=device), tg.ones(2, device=device)
     opt.step()
     np.testing.assert_allclose(a.numpy(), [0.9, 0.9])
     np.testing.assert_allclose(b.numpy(), [0.5, 0.5])
 
 
 @pytest.mark.parametrize("cls", [nn.optim.SGD, nn.optim.RMSprop, nn.optim.Adam, nn.optim.AdamW])
-def test_step_bumps_the_version_of_each_updated_parameter(cls):
-    a, b = nn.Parameter(tg.ones(3)), nn.Parameter(tg.ones(()))
-    idle = nn.Parameter(tg.ones(2))
+def test_step_bumps_the_version_of_each_updated_parameter(cls, device):
+    a, b = nn.Parameter(tg.ones(3, device=device)), nn.Parameter(tg.ones((), device=device))
+    idle = nn.Parameter(tg.ones(2, device=device))
     opt = cls([a, b, idle], lr=0.1)
     versions = [a._version, b._version, idle._version]
     for _ in range(2):
-        a.grad, b.grad = tg.ones(3), tg.ones(())
+        a.grad, b.grad = tg.ones(3, device=device), tg.ones((), device=device)
         opt.step()
     assert [a._version, b._version] == [versions[0] + 2, versions[1] + 2]
     assert idle._version == versions[2]  # no gradient, no update, no new version
 
 
-def test_a_step_between_forward_and_backward_is_detected():
+def test_a_step_between_forward_and_backward_is_detected(device):
     # the update changed values the graph saved: backward must refuse, not use them
-    p = nn.Parameter(tg.tensor([1.0, 2.0, 3.0]))
+    p = nn.Parameter(tg.tensor([1.0, 2.0, 3.0], device=device))
     opt = nn.optim.SGD([p], lr=0.1)
     loss = (p * p).sum()
-    p.grad = tg.ones(3)
+    p.grad = tg.ones(3, device=device)
     opt.step()
     p.grad = None
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
 
 
-def test_zero_grad_in_place_bumps_the_gradient_version():
-    p = nn.Parameter(tg.ones(2))
+def test_zero_grad_in_place_bumps_the_gradient_version(device):
+    p = nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.SGD([p], lr=0.1)
-    p.grad = tg.ones(2)
+    p.grad = tg.ones(2, device=device)
     grad, version = p.grad, p.grad._version
     opt.zero_grad(set_to_none=False)
     assert p.grad is grad and grad._version == version + 1
     np.testing.assert_array_equal(grad.numpy(), [0.0, 0.0])
 
 
-def test_params_without_grad_are_skipped():
-    a, b = nn.Parameter(tg.ones(2)), nn.Parameter(tg.ones(2))
+def test_params_without_grad_are_skipped(device):
+    a, b = nn.Parameter(tg.ones(2, device=device)), nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.Adam([a, b], lr=0.1, weight_decay=0.1)
-    a.grad = tg.ones(2)
+    a.grad = tg.ones(2, device=device)
     opt.step()
     np.testing.assert_array_equal(b.numpy(), [1.0, 1.0])
     assert b not in opt.state and a in opt.state
@@ -241,13 +242,14 @@ def test_params_without_grad_are_skipped():
 
 @pytest.mark.parametrize("cls", [nn.optim.SGD, nn.optim.RMSprop, nn.optim.Adam, nn.optim.AdamW])
 @pytest.mark.parametrize("bad", ["shape", "dtype"])
-def test_failed_step_changes_nothing(cls, bad):
-    a, b = nn.Parameter(tg.ones(3)), nn.Parameter(tg.ones(2))
+def test_failed_step_changes_nothing(cls, bad, device):
+    a, b = nn.Parameter(tg.ones(3, device=device)), nn.Parameter(tg.ones(2, device=device))
     opt = cls([a, b], lr=0.1, momentum=0.9) if cls is nn.optim.SGD else cls([a, b], lr=0.1)
-    a.grad = tg.ones(3)
-    b.grad = tg.ones(2)
+    a.grad = tg.ones(3, device=device)
+    b.grad = tg.ones(2, device=device)
     with pytest.raises(ValueError if bad == "shape" else TypeError, match="assigned grad"):
-        b.grad = tg.ones(3) if bad == "shape" else tg.ones(2, dtype=tg.float64)
+        b.grad = (tg.ones(3, device=device) if bad == "shape"
+                  else tg.ones(2, dtype=tg.float64, device=device))
     # an assignment is checked at once; a gradient array replaced behind the Tensor's
     # back is still caught by the step, before anything changes
     b.grad.data = np.ones(3, np.float32) if bad == "shape" else np.ones(2, np.float64)
@@ -267,13 +269,13 @@ def test_failed_step_changes_nothing(cls, bad):
     lambda p: nn.optim.RMSprop(p, momentum=-0.5),
     lambda p: nn.optim.SGD([], lr=0.1),
 ])
-def test_bad_hyperparameters_raise(make):
+def test_bad_hyperparameters_raise(make, device):
     with pytest.raises(ValueError):
-        make([nn.Parameter(tg.ones(1))])
+        make([nn.Parameter(tg.ones(1, device=device))])
 
 
-def test_duplicate_and_non_tensor_params_raise():
-    p = nn.Parameter(tg.ones(1))
+def test_duplicate_and_non_tensor_params_raise(device):
+    p = nn.Parameter(tg.ones(1, device=device))
     with pytest.raises(ValueError, match="duplicate"):
         nn.optim.SGD([p, p], lr=0.1)
     with pytest.raises(ValueError, match="more than one"):
@@ -282,18 +284,18 @@ def test_duplicate_and_non_tensor_params_raise():
         nn.optim.SGD([np.ones(2)], lr=0.1)
 
 
-def test_zero_grad():
-    p = nn.Parameter(tg.ones(2))
+def test_zero_grad(device):
+    p = nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.SGD([p], lr=0.1)
-    p.grad = tg.ones(2)
+    p.grad = tg.ones(2, device=device)
     opt.zero_grad(set_to_none=False)
     np.testing.assert_array_equal(p.grad.numpy(), [0.0, 0.0])
     opt.zero_grad()
     assert p.grad is None
 
 
-def test_closure_is_evaluated_and_returned():
-    p = nn.Parameter(tg.tensor([2.0]))
+def test_closure_is_evaluated_and_returned(device):
+    p = nn.Parameter(tg.tensor([2.0], device=device))
     opt = nn.optim.SGD([p], lr=0.25)
 
     def closure():
@@ -352,10 +354,10 @@ def test_state_dict_round_trip_through_tg_save_continues_identically(make, tmp_p
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
 
 
-def test_state_dict_layout_is_pytorchs():
-    a, b = nn.Parameter(tg.ones(2)), nn.Parameter(tg.ones(3))
+def test_state_dict_layout_is_pytorchs(device):
+    a, b = nn.Parameter(tg.ones(2, device=device)), nn.Parameter(tg.ones(3, device=device))
     opt = nn.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1, momentum=0.9)
-    b.grad = tg.ones(3)
+    b.grad = tg.ones(3, device=device)
     opt.step()
     sd = opt.state_dict()
     assert [g["params"] for g in sd["param_groups"]] == [[0], [1]]
@@ -364,33 +366,33 @@ def test_state_dict_layout_is_pytorchs():
     assert sd["param_groups"][1]["lr"] == 0.5
 
 
-def test_state_dict_accepts_string_keys_and_is_a_snapshot():
-    p = nn.Parameter(tg.ones(2))
+def test_state_dict_accepts_string_keys_and_is_a_snapshot(device):
+    p = nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.SGD([p], lr=0.1, momentum=0.9)
-    p.grad = tg.ones(2)
+    p.grad = tg.ones(2, device=device)
     opt.step()
     sd = opt.state_dict()
     opt.step()  # the snapshot must not follow the optimizer
     np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"].numpy(), [1.0, 1.0])
     sd = {"state": {"0": sd["state"][0]}, "param_groups": sd["param_groups"]}
-    q = nn.Parameter(tg.ones(2))
+    q = nn.Parameter(tg.ones(2, device=device))
     opt2 = nn.optim.SGD([q], lr=0.3)
     opt2.load_state_dict(sd)
     assert opt2.param_groups[0]["lr"] == 0.1 and opt2.param_groups[0]["params"] == [q]
     np.testing.assert_array_equal(opt2.state[q]["momentum_buffer"].numpy(), [1.0, 1.0])
 
 
-def test_load_state_dict_mismatch_raises_and_changes_nothing():
-    p = nn.Parameter(tg.ones(2))
+def test_load_state_dict_mismatch_raises_and_changes_nothing(device):
+    p = nn.Parameter(tg.ones(2, device=device))
     opt = nn.optim.Adam([p], lr=0.1)
-    p.grad = tg.ones(2)
+    p.grad = tg.ones(2, device=device)
     opt.step()
     sd = opt.state_dict()
-    q, r = nn.Parameter(tg.ones(2)), nn.Parameter(tg.ones(2))
+    q, r = nn.Parameter(tg.ones(2, device=device)), nn.Parameter(tg.ones(2, device=device))
     other = nn.optim.Adam([q, r], lr=0.5)
     with pytest.raises(ValueError, match="parameter group 0 has 1"):
         other.load_state_dict(sd)
-    wrong = nn.optim.Adam([nn.Parameter(tg.ones(5))], lr=0.5)
+    wrong = nn.optim.Adam([nn.Parameter(tg.ones(5, device=device))], lr=0.5)
     with pytest.raises(ValueError, match="shape"):
         wrong.load_state_dict(sd)
     assert wrong.param_groups[0]["lr"] == 0.5 and not wrong.state
@@ -451,29 +453,29 @@ def test_learns_a_small_conv_net(make):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_matches_torch_optim(case):
+def test_matches_torch_optim(case, device):
     torch = pytest.importorskip("torch")
     cls, _, kw = case
     p0 = np.random.default_rng(1).normal(size=(6,))
-    ours = nn.Parameter(tg.tensor(p0))
+    ours = nn.Parameter(tg.tensor(p0, device=device))
     theirs = torch.nn.Parameter(torch.tensor(p0))
     opt_ours = cls([ours], **kw)
     opt_theirs = getattr(torch.optim, cls.__name__)([theirs], **kw)
     for t in range(6):
         g = gradient(p0 if t == 0 else ours.numpy(), t)
-        ours.grad = tg.tensor(g)
+        ours.grad = tg.tensor(g, device=device)
         theirs.grad = torch.tensor(g)
         opt_ours.step()
         opt_theirs.step()
         np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_an_optimizer_takes_named_parameters():
-    m = nn.Linear(2, 1)
+def test_an_optimizer_takes_named_parameters(device):
+    m = nn.Linear(2, 1).to(device)
     opt = nn.optim.SGD(m.named_parameters(), lr=0.5)
     assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
     assert opt.param_groups[0]["params"][0] is m.weight
     before = m.bias.numpy().copy()
-    m.weight.grad, m.bias.grad = tg.ones(1, 2), tg.ones(1)
+    m.weight.grad, m.bias.grad = tg.ones(1, 2, device=device), tg.ones(1, device=device)
     opt.step()
     np.testing.assert_allclose(m.bias.numpy(), before - 0.5, rtol=1e-6)

@@ -34,32 +34,33 @@ def reference_pad(x, pad, value):
 
 @given(sp=shape_and_pad(), value=st.sampled_from([0.0, -1.5, 3.0]),
        seed=st.integers(0, 2**32 - 1))
-def test_forward_matches_numpy(sp, value, seed):
+def test_forward_matches_numpy(sp, value, seed, device):
     shape, pad = sp
     x = np.random.default_rng(seed).standard_normal(shape)
-    y = F.pad(tg.tensor(x), pad, value=value)
+    y = F.pad(tg.tensor(x, device=device), pad, value=value)
     np.testing.assert_array_equal(y.numpy(), reference_pad(x, pad, value))
 
 
-def test_pad_order_is_last_dimension_first():
-    x = tg.ones(1, 2, 3)
+def test_pad_order_is_last_dimension_first(device):
+    x = tg.ones(1, 2, 3, device=device)
     assert F.pad(x, (1, 2)).shape == (1, 2, 6)
     assert F.pad(x, (1, 2, 3, 4)).shape == (1, 9, 6)
     assert F.pad(x, (0, 0, 0, 0, 1, 0)).shape == (2, 2, 3)
-    np.testing.assert_array_equal(F.pad(tg.tensor([[1.0, 2.0]]), (1, 0, 0, 1), value=7).numpy(),
-                                  [[7.0, 1.0, 2.0], [7.0, 7.0, 7.0]])
+    padded = F.pad(tg.tensor([[1.0, 2.0]], device=device), (1, 0, 0, 1), value=7)
+    np.testing.assert_array_equal(padded.numpy(), [[7.0, 1.0, 2.0], [7.0, 7.0, 7.0]])
 
 
 @settings(max_examples=25)
 @given(sp=shape_and_pad(), seed=st.integers(0, 2**32 - 1))
-def test_gradcheck(sp, seed):
+def test_gradcheck(sp, seed, device):
     shape, pad = sp
-    x = tg.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
+    x = tg.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True,
+                  device=device)
     assert tg.gradcheck(lambda t: F.pad(t, pad, value=2.0), (x,))
 
 
-def test_float32_stays_float32():
-    x = tg.ones(2, 3, dtype=tg.float32, requires_grad=True)
+def test_float32_stays_float32(device):
+    x = tg.ones(2, 3, dtype=tg.float32, requires_grad=True, device=device)
     y = F.pad(x, (1, -1, 2, 0), value=0.5)
     y.sum().backward()
     assert y.dtype == x.grad.dtype == np.float32
@@ -74,7 +75,7 @@ def test_float32_stays_float32():
     ((1.5, 1), TypeError, "expected a tuple of ints"),
     (2, TypeError, "expected a tuple of ints"),
 ])
-def test_errors_name_the_problem(pad, exc, message):
+def test_errors_name_the_problem(pad, exc, message, device):
     with pytest.raises(exc) as info:
-        F.pad(tg.zeros(2, 3), pad)
+        F.pad(tg.zeros(2, 3, device=device), pad)
     assert message in str(info.value)

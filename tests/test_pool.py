@@ -67,18 +67,18 @@ def _distinct(shape, seed, dtype=np.float64):
 
 
 @given(p=pool2d_params(), seed=st.integers(0, 2**32 - 1))
-def test_max_pool_forward(p, seed):
+def test_max_pool_forward(p, seed, device):
     x = np.random.default_rng(seed).standard_normal(p.input_shape)
-    y = F.max_pool2d(tg.tensor(x), **p.max_pool_kwargs)
+    y = F.max_pool2d(tg.tensor(x, device=device), **p.max_pool_kwargs)
     expected = naive_pool(x, p.kernel_size, p.stride, p.padding, p.ceil_mode, "max")
     assert y.shape == expected.shape == p.output_shape
     np.testing.assert_array_equal(y.numpy(), expected)
 
 
 @given(p=pool2d_params(), seed=st.integers(0, 2**32 - 1))
-def test_avg_pool_forward(p, seed):
+def test_avg_pool_forward(p, seed, device):
     x = np.random.default_rng(seed).standard_normal(p.input_shape)
-    y = F.avg_pool2d(tg.tensor(x), **p.avg_pool_kwargs)
+    y = F.avg_pool2d(tg.tensor(x, device=device), **p.avg_pool_kwargs)
     expected = naive_pool(x, p.kernel_size, p.stride, p.padding, p.ceil_mode, "avg",
                           p.count_include_pad)
     assert y.shape == expected.shape == p.output_shape
@@ -91,25 +91,25 @@ out_sizes = st.one_of(st.integers(1, 5), st.tuples(st.integers(1, 5) | st.none()
 
 
 @given(h=sizes, w=sizes, output_size=out_sizes, seed=st.integers(0, 2**32 - 1))
-def test_adaptive_avg_pool_forward(h, w, output_size, seed):
+def test_adaptive_avg_pool_forward(h, w, output_size, seed, device):
     x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
-    y = F.adaptive_avg_pool2d(tg.tensor(x), output_size)
+    y = F.adaptive_avg_pool2d(tg.tensor(x, device=device), output_size)
     pair = (output_size,) * 2 if isinstance(output_size, int) else output_size
     out = tuple(n if o is None else o for o, n in zip(pair, (h, w)))
     np.testing.assert_allclose(y.numpy(), naive_adaptive_avg(x, out), rtol=1e-12, atol=1e-12)
 
 
-def test_unbatched_input_pools_like_a_batch_of_one():
+def test_unbatched_input_pools_like_a_batch_of_one(device):
     x = np.random.default_rng(0).standard_normal((3, 5, 6))
     for pool in (lambda t: F.max_pool2d(t, 2), lambda t: F.avg_pool2d(t, 3, 2, 1),
                  lambda t: F.adaptive_avg_pool2d(t, (2, 4))):
-        np.testing.assert_array_equal(pool(tg.tensor(x)).numpy(),
-                                      pool(tg.tensor(x[None])).numpy()[0])
+        np.testing.assert_array_equal(pool(tg.tensor(x, device=device)).numpy(),
+                                      pool(tg.tensor(x[None], device=device)).numpy()[0])
 
 
-def test_max_pool_propagates_nan_like_torch():
+def test_max_pool_propagates_nan_like_torch(device):
     x = np.array([[[[1.0, np.nan, 3.0, 0.0], [np.nan, 5.0, 2.0, 1.0]]]])
-    y = F.max_pool2d(tg.tensor(x), (1, 2)).numpy()
+    y = F.max_pool2d(tg.tensor(x, device=device), (1, 2)).numpy()
     np.testing.assert_array_equal(y, [[[[np.nan, 3.0], [np.nan, 2.0]]]])
 
 
@@ -118,8 +118,8 @@ def test_max_pool_propagates_nan_like_torch():
 
 @settings(max_examples=20)
 @given(p=pool2d_params(max_size=6), seed=st.integers(0, 2**32 - 1))
-def test_max_pool_gradcheck(p, seed):
-    x = tg.tensor(_distinct(p.input_shape, seed), requires_grad=True)
+def test_max_pool_gradcheck(p, seed, device):
+    x = tg.tensor(_distinct(p.input_shape, seed), requires_grad=True, device=device)
     assert tg.gradcheck(lambda t: F.max_pool2d(t, **p.max_pool_kwargs), (x,))
 
 
@@ -130,7 +130,7 @@ def test_max_pool_gradcheck(p, seed):
     ((1, 3, 6, 6), (4, 3), (1, 3), (2, 0), False),  # stride 1 on one axis, wide kernel
 ])
 def test_max_pool_routes_each_window_gradient_to_its_maximum(shape, kernel, stride, padding,
-                                                              ceil_mode):
+                                                              ceil_mode, device):
     """Edge geometries of the stride-phase layout, forward and backward, against one loop
     per window that adds the window's gradient to its (unique) maximum."""
     x = _distinct(shape, 5) - math.prod(shape)  # all negative: padding must not read as 0
@@ -143,37 +143,37 @@ def test_max_pool_routes_each_window_gradient_to_its_maximum(shape, kernel, stri
         cols = range(max(q * sw - pw, 0), min(q * sw - pw + kw, shape[3]))
         r, s = max(((r, s) for r in rows for s in cols), key=lambda rs: x[n, c, rs[0], rs[1]])
         expected[n, c, r, s] += gy[n, c, p, q]
-    t = tg.tensor(x, requires_grad=True)
+    t = tg.tensor(x, requires_grad=True, device=device)
     out = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
-    out.backward(tg.tensor(gy))
+    out.backward(tg.tensor(gy, device=device))
     np.testing.assert_array_equal(out.numpy(), y)
     np.testing.assert_allclose(t.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_max_pool_gradient_goes_to_the_first_maximum_once_per_window():
+def test_max_pool_gradient_goes_to_the_first_maximum_once_per_window(device):
     """Overlapping windows sharing one maximum each send it their gradient."""
-    x = tg.tensor(np.array([[[[0.0, 5.0, 1.0, 0.0, 2.0]]]]), requires_grad=True)
+    x = tg.tensor(np.array([[[[0.0, 5.0, 1.0, 0.0, 2.0]]]]), requires_grad=True, device=device)
     F.max_pool2d(x, (1, 3), stride=1).sum().backward()  # windows: [0,5,1] [5,1,0] [1,0,2]
     np.testing.assert_array_equal(x.grad.numpy(), [[[[0.0, 2.0, 0.0, 0.0, 1.0]]]])
-    ties = tg.tensor(np.array([[[[3.0, 3.0]]]]), requires_grad=True)
+    ties = tg.tensor(np.array([[[[3.0, 3.0]]]]), requires_grad=True, device=device)
     F.max_pool2d(ties, (1, 2)).sum().backward()
     np.testing.assert_array_equal(ties.grad.numpy(), [[[[1.0, 0.0]]]])
 
 
 @settings(max_examples=20)
 @given(p=pool2d_params(max_size=6), seed=st.integers(0, 2**32 - 1))
-def test_avg_pool_gradcheck(p, seed):
+def test_avg_pool_gradcheck(p, seed, device):
     x = tg.tensor(np.random.default_rng(seed).standard_normal(p.input_shape),
-                  requires_grad=True)
+                  requires_grad=True, device=device)
     assert tg.gradcheck(lambda t: F.avg_pool2d(t, **p.avg_pool_kwargs), (x,))
 
 
 @settings(max_examples=20)
 @given(h=st.integers(1, 6), w=st.integers(1, 6), output_size=out_sizes,
        seed=st.integers(0, 2**32 - 1))
-def test_adaptive_avg_pool_gradcheck(h, w, output_size, seed):
+def test_adaptive_avg_pool_gradcheck(h, w, output_size, seed, device):
     x = tg.tensor(np.random.default_rng(seed).standard_normal((2, 2, h, w)),
-                  requires_grad=True)
+                  requires_grad=True, device=device)
     assert tg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, output_size), (x,))
 
 
@@ -183,8 +183,8 @@ def test_adaptive_avg_pool_gradcheck(h, w, output_size, seed):
     lambda t: F.adaptive_avg_pool2d(t, 3),
     lambda t: F.adaptive_avg_pool2d(t, 1),
 ], ids=["max", "avg", "adaptive", "global"])
-def test_float32_stays_float32(pool):
-    x = tg.tensor(_distinct((2, 3, 7, 7), 0, np.float32), requires_grad=True)
+def test_float32_stays_float32(pool, device):
+    x = tg.tensor(_distinct((2, 3, 7, 7), 0, np.float32), requires_grad=True, device=device)
     y = pool(x)
     y.sum().backward()
     assert y.dtype == x.grad.dtype == np.float32
@@ -213,15 +213,15 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("call, exc, message", ERRORS, ids=[e[2][:40] for e in ERRORS])
-def test_errors_name_the_problem(call, exc, message):
-    x = tg.zeros(1, 2, 5, 5)
+def test_errors_name_the_problem(call, exc, message, device):
+    x = tg.zeros(1, 2, 5, 5, device=device)
     with pytest.raises(exc) as info:
         call(x)
     assert message in str(info.value)
 
 
-def test_integer_input_is_a_type_error():
-    x = tg.tensor(np.zeros((1, 1, 4, 4), dtype=np.int64))
+def test_integer_input_is_a_type_error(device):
+    x = tg.tensor(np.zeros((1, 1, 4, 4), dtype=np.int64), device=device)
     with pytest.raises(TypeError, match="floating-point input, got dtype int64"):
         F.max_pool2d(x, 2)
 
@@ -249,16 +249,18 @@ def test_matches_torch_when_available():
 
 @settings(max_examples=10)
 @given(p=pool2d_params(max_size=5, max_channels=2), seed=st.integers(0, 2**32 - 1))
-def test_pooling_double_backward(p, seed):
+def test_pooling_double_backward(p, seed, device):
     rng = np.random.default_rng(seed)
     x = tg.tensor(rng.permutation(math.prod(p.input_shape)).reshape(p.input_shape) * 0.1
-                  + rng.uniform(0, 0.01, p.input_shape), requires_grad=True)  # no ties
+                  + rng.uniform(0, 0.01, p.input_shape),  # no ties
+                  requires_grad=True, device=device)
     # squared, so the second derivative also goes through the pooling itself
     assert tg.gradgradcheck(lambda a: F.max_pool2d(a, **p.max_pool_kwargs) ** 2, [x])
     assert tg.gradgradcheck(lambda a: F.avg_pool2d(a, **p.avg_pool_kwargs) ** 2, [x])
 
 
 @pytest.mark.parametrize("out", [(1, 1), (2, 3), (3, 2)])
-def test_adaptive_avg_pool_double_backward(out):
-    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True)
+def test_adaptive_avg_pool_double_backward(out, device):
+    x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True,
+                  device=device)
     assert tg.gradgradcheck(lambda a: F.adaptive_avg_pool2d(a, out) ** 2, [x])

@@ -37,12 +37,12 @@ def test_counts_equal_the_calls_made(n_mul, n_exp):
     assert len(prof.events) == 2 * (2 * n_exp + n_mul + 1)
 
 
-def test_bytes_are_the_outputs_nbytes():
-    a = tg.ones(8, 16, requires_grad=True)  # float32: 512 bytes
-    b = tg.ones(16, 2, requires_grad=True)
+def test_bytes_are_the_outputs_nbytes(device):
+    a = tg.ones(8, 16, requires_grad=True, device=device)  # float32: 512 bytes
+    b = tg.ones(16, 2, requires_grad=True, device=device)
     with tg.profiler.profile() as prof:
         out = a @ b  # (8, 2) float32: 64 bytes
-        out.backward(tg.ones(8, 2))  # grads of a and b: 512 + 128 bytes
+        out.backward(tg.ones(8, 2, device=device))  # grads of a and b: 512 + 128 bytes
     fwd, bwd = prof.events
     assert (fwd.name, fwd.phase, fwd.nbytes) == ("MatMul", "forward", 64)
     assert (bwd.name, bwd.phase, bwd.nbytes) == ("MatMul", "backward", 512 + 128)
@@ -63,8 +63,8 @@ def test_times_are_plausible():
         sum(e.duration for e in prof.events if e.name == "Exp" and e.phase == "forward"))
 
 
-def test_no_grad_ops_have_no_backward():
-    x = tg.randn(3)
+def test_no_grad_ops_have_no_backward(device):
+    x = tg.randn(3, device=device)
     with tg.profiler.profile() as prof, tg.no_grad():
         (x * 2).exp()
     assert prof.totals()["Exp"].forward_calls == 1
@@ -96,9 +96,9 @@ def _table_rows(table: str) -> list[list[str]]:
     return [ln.split() for ln in lines[2:] if not set(ln) <= {"-"}]
 
 
-def test_table_is_sorted_by_total_time_and_lists_every_op():
+def test_table_is_sorted_by_total_time_and_lists_every_op(device):
     with tg.profiler.profile() as prof:
-        x = tg.randn(64, 64, requires_grad=True)
+        x = tg.randn(64, 64, requires_grad=True, device=device)
         for _ in range(5):
             x = (x @ x).tanh()  # MatMul dominates
         x.sum().backward()
@@ -111,19 +111,19 @@ def test_table_is_sorted_by_total_time_and_lists_every_op():
     assert by_name["Sum"][1] == "1"
 
 
-def test_observer_is_removed_even_on_error():
+def test_observer_is_removed_even_on_error(device):
     before = list(autograd.observers)
     with pytest.raises(ValueError), tg.profiler.profile():
         raise ValueError("boom")
     assert autograd.observers == before
     with tg.profiler.profile() as prof:
         pass
-    tg.ones(2, requires_grad=True).exp()  # outside: not recorded
+    tg.ones(2, requires_grad=True, device=device).exp()  # outside: not recorded
     assert prof.events == []
 
 
-def test_nested_profiles_both_record():
-    x = tg.randn(3, requires_grad=True)
+def test_nested_profiles_both_record(device):
+    x = tg.randn(3, requires_grad=True, device=device)
     with tg.profiler.profile() as outer:
         x.exp()
         with tg.profiler.profile() as inner:
@@ -133,9 +133,9 @@ def test_nested_profiles_both_record():
     assert [e.name for e in inner.events] == ["Tanh"]
 
 
-def test_bytes_in_table_are_human_readable():
+def test_bytes_in_table_are_human_readable(device):
     with tg.profiler.profile() as prof:
-        tg.ones(1024, 1024, requires_grad=True).exp()  # 4 MiB of float32 output
+        tg.ones(1024, 1024, requires_grad=True, device=device).exp()  # 4 MiB of float32 output
     assert re.search(r"Exp .* 4\.0 MB$", prof.table().splitlines()[2])
 
 

@@ -78,20 +78,20 @@ def test_roundtrip_of_any_nesting(obj, tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(), (0,), (0, 3), (2, 3, 1)])
-def test_dtypes_and_shapes_preserved(dtype, shape, tmp_path):
+def test_dtypes_and_shapes_preserved(dtype, shape, tmp_path, device):
     a = (np.arange(int(np.prod(shape))) % 3).reshape(shape).astype(dtype)
-    back = roundtrip({"t": tg.tensor(a), "a": a}, tmp_path)
+    back = roundtrip({"t": tg.tensor(a, device=device), "a": a}, tmp_path)
     assert isinstance(back["t"], tg.Tensor) and type(back["a"]) is np.ndarray
     for got in (back["t"].numpy(), back["a"]):
         assert got.dtype == np.dtype(dtype) and got.shape == shape
         np.testing.assert_array_equal(got, a)
 
 
-def test_tensor_flags_and_state_dict_like_objects(tmp_path):
-    w = tg.randn(3, 2, requires_grad=True)
+def test_tensor_flags_and_state_dict_like_objects(tmp_path, device):
+    w = tg.randn(3, 2, requires_grad=True, device=device)
     (w * 2).sum().backward()
     y = w * 3  # a non-leaf: its values are saved, not its graph
-    ckpt = {"model": {"fc.weight": w, "fc.bias": tg.zeros(3)},
+    ckpt = {"model": {"fc.weight": w, "fc.bias": tg.zeros(3, device=device)},
             "optimizer": {"state": {0: {"step": 5, "momentum": np.ones(2)}},
                           "param_groups": [{"lr": 0.1, "params": [0, 1], "nesterov": False}]},
             "y": y, "epoch": 7, "best": 0.9875, "name": "resnet20", "scheduler": None}
@@ -112,9 +112,9 @@ def test_int_and_str_keys_that_look_alike_stay_apart(tmp_path):
     assert back[1] == "int" and back["1"] == "str"
 
 
-def test_loaded_arrays_are_independent_of_the_saved_ones(tmp_path):
+def test_loaded_arrays_are_independent_of_the_saved_ones(tmp_path, device):
     a = np.arange(4.0)
-    t = tg.tensor(a.copy())
+    t = tg.tensor(a.copy(), device=device)
     back = roundtrip([a, t], tmp_path)
     a[0] = 100.0
     t.data[0] = 100.0
@@ -122,9 +122,9 @@ def test_loaded_arrays_are_independent_of_the_saved_ones(tmp_path):
 
 
 # ------------------------------------------------------------------------ format
-def test_file_is_a_zip_with_json_structure_and_no_pickle(tmp_path):
+def test_file_is_a_zip_with_json_structure_and_no_pickle(tmp_path, device):
     path = tmp_path / "ckpt.npz"
-    tg.save({"w": tg.ones(2, 2), "a": np.arange(3), "n": [1, 2.5, "x"]}, path)
+    tg.save({"w": tg.ones(2, 2, device=device), "a": np.arange(3), "n": [1, 2.5, "x"]}, path)
     assert zipfile.is_zipfile(path)
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
@@ -204,9 +204,9 @@ def _fail_after(n_calls, original):
     ("write_array_interrupt", 1, KeyboardInterrupt),
 ])
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(target, n_ok, error,
-                                                                  tmp_path, monkeypatch):
+                                                                  tmp_path, monkeypatch, device):
     path = tmp_path / "ckpt.npz"
-    tg.save({"epoch": 1, "w": tg.ones(3)}, path)
+    tg.save({"epoch": 1, "w": tg.ones(3, device=device)}, path)
     before = path.read_bytes()
     if target.startswith("write_array"):
         original = np.lib.format.write_array
@@ -221,7 +221,8 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(target, n_ok, e
     else:
         monkeypatch.setattr(serialization.os, target, _fail_after(n_ok, getattr(os, target)))
     with pytest.raises(error):
-        tg.save({"epoch": 2, "w": tg.zeros(3), "v": tg.zeros(2)}, path)
+        tg.save({"epoch": 2, "w": tg.zeros(3, device=device),
+                 "v": tg.zeros(2, device=device)}, path)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["ckpt.npz"]
     assert path.read_bytes() == before
@@ -300,9 +301,28 @@ def test_a_pickle_in_disguise_is_not_executed(tmp_path):
 
 
 # ------------------------------------------------------------------ map_location
-def test_map_location_cpu(tmp_path):
-    back = roundtrip({"w": tg.ones(2), "a": np.zeros(2)}, tmp_path, map_location="cpu")
+def test_map_location_cpu(tmp_path, device):
+    back = roundtrip({"w": tg.ones(2, device=device), "a": np.zeros(2)}, tmp_path,
+                     map_location="cpu")
     assert back["w"].device == "cpu" and type(back["a"]) is np.ndarray
+
+
+def test_tensors_come_back_on_their_device_or_where_mapped(tmp_path, device):
+    w = tg.randn(3, 3, device=device)
+    xp = tg.get_array_module(w.data)
+    obj = {"w": w, "a": xp.arange(3), "h": np.arange(2)}  # a raw device array, a host one
+    tg.save(obj, tmp_path / "dev.npz")
+    back = tg.load(tmp_path / "dev.npz")
+    assert back["w"].device == w.device and type(back["a"]) is type(obj["a"])
+    assert type(back["h"]) is np.ndarray
+    np.testing.assert_array_equal(back["w"].numpy(), w.numpy())
+    cpu = tg.load(tmp_path / "dev.npz", map_location="cpu")
+    assert cpu["w"].device == "cpu" and type(cpu["a"]) is np.ndarray
+    np.testing.assert_array_equal(cpu["a"], [0, 1, 2])
+    tg.save({"w": w.cpu()}, tmp_path / "host.npz")
+    there = tg.load(tmp_path / "host.npz", map_location=device)
+    assert there["w"].device == w.device
+    np.testing.assert_array_equal(there["w"].numpy(), w.numpy())
 
 
 def test_bad_map_location_raises_before_reading(tmp_path):

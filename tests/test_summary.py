@@ -78,11 +78,11 @@ def test_alexnet_table_text(alexnet_summary):
     assert "61,100.840" in text.splitlines()[-1]
 
 
-def test_googlenet_stem():
+def test_googlenet_stem(device):
     stem = nn.Sequential(
         nn.Conv2d(3, 64, 7, stride=2, padding=3), nn.MaxPool2d(3, 2, padding=1),
         nn.Conv2d(64, 64, 1), nn.Conv2d(64, 192, 3, padding=1), nn.MaxPool2d(3, 2, padding=1),
-    )
+    ).to(device)
     rows = nn.summary(stem, (3, 224, 224)).rows
     got = [(r["memory_kb"], r["params"], round(r["flops"] / 1e6, 1)) for r in rows]
     assert got == [(3136.0, 9472, 118.0), (784.0, 0, 1.8), (784.0, 4160, 12.8),
@@ -125,8 +125,8 @@ def test_adaptive_pool_with_uneven_windows():
     assert s.rows[0]["output_shape"] == (1, 3, 3)
 
 
-def test_summary_of_a_model_with_batchnorm_after_flatten_in_training_mode():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3))
+def test_summary_of_a_model_with_batchnorm_after_flatten_in_training_mode(device):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.BatchNorm1d(3)).to(device)
     s = nn.summary(model, (4,))  # batch 1 would fail BatchNorm in training mode
     assert [r["output_shape"] for r in s.rows] == [(4,), (3,), (3,)]
     assert s.rows[1]["flops"] == 12 and s.rows[1]["params"] == 15

@@ -53,21 +53,25 @@ def test_strided_arrays_are_views_of_the_requested_shape(a):
     assert not a.flags.c_contiguous or a.base is not None
 
 
-@given(tensors((2, 3), requires_grad=True, min_value=0.1, max_value=1.0))
-def test_tensors(t):
+@given(st.data())
+def test_tensors(device, data):
+    t = data.draw(tensors((2, 3), requires_grad=True, min_value=0.1, max_value=1.0,
+                          device=device))
     assert isinstance(t, tg.Tensor) and t.requires_grad and t.dtype == tg.float64
     assert t.shape == (2, 3) and (t.numpy() >= 0.1).all()
+    assert t.device == tg.zeros(1, device=device).device
 
 
 @given(st.data())
-def test_check_gradients_on_a_broadcasting_function(data):
+def test_check_gradients_on_a_broadcasting_function(device, data):
     sx, sy = data.draw(broadcastable_shapes(n=2, max_dims=3))
-    assert check_gradients(lambda x, y: (x * y).tanh() + y.exp(), data, [sx, sy])
+    assert check_gradients(lambda x, y: (x * y).tanh() + y.exp(), data, [sx, sy],
+                           device=device)
 
 
 @given(strided_arrays((2, 3)))
-def test_ops_on_non_contiguous_inputs_gradcheck(a):
-    x = tg.tensor(a, requires_grad=True)
+def test_ops_on_non_contiguous_inputs_gradcheck(device, a):
+    x = tg.tensor(a, requires_grad=True, device=device)
     assert_gradcheck(lambda t: (t @ t.T).sigmoid(), x)
 
 

@@ -52,10 +52,10 @@ def labelled_edges(text: str) -> list[tuple[str, str]]:
     return sorted((labels[a], labels[b]) for a, b in edges)
 
 
-def test_linear_relu_graph_is_exactly_the_recorded_ops():
-    x = tg.randn(2, 3)  # data: no gradient, not drawn
-    w = tg.randn(3, 4, requires_grad=True)
-    b = tg.randn(4, requires_grad=True)
+def test_linear_relu_graph_is_exactly_the_recorded_ops(device):
+    x = tg.randn(2, 3, device=device)  # data: no gradient, not drawn
+    w = tg.randn(3, 4, requires_grad=True, device=device)
+    b = tg.randn(4, requires_grad=True, device=device)
     loss = (x @ w + b).relu().sum()
     dot = tg.viz.to_dot(loss, params={"weight": w, "bias": b})
     assert labelled_edges(dot) == sorted([
@@ -68,15 +68,15 @@ def test_linear_relu_graph_is_exactly_the_recorded_ops():
     ])
 
 
-def test_leaves_without_params_are_labelled_by_shape():
-    a = tg.randn(5, requires_grad=True)
+def test_leaves_without_params_are_labelled_by_shape(device):
+    a = tg.randn(5, requires_grad=True, device=device)
     labels, _ = parse_dot(tg.viz.to_dot((a * a).sum()))
     assert sorted(labels.values()) == sorted(["leaf\n(5,)", "Mul\n(5,)", "Sum\n()", "output\n()"])
 
 
-def test_shared_subgraph_is_drawn_once():
+def test_shared_subgraph_is_drawn_once(device):
     # x feeds two ops whose results are added: a diamond, not a tree
-    x = tg.randn(3, requires_grad=True)
+    x = tg.randn(3, requires_grad=True, device=device)
     h = x.exp()
     y = (h * h + h.tanh()).sum()
     labels, edges = parse_dot(tg.viz.to_dot(y, params={"x": x}))
@@ -87,8 +87,8 @@ def test_shared_subgraph_is_drawn_once():
     assert consumers == ["Mul\n(3,)", "Mul\n(3,)", "Tanh\n(3,)"]  # h * h uses h twice
 
 
-def test_deep_graph_needs_no_recursion():
-    x = tg.ones(1, requires_grad=True)
+def test_deep_graph_needs_no_recursion(device):
+    x = tg.ones(1, requires_grad=True, device=device)
     y = x
     for _ in range(5000):  # far deeper than Python's recursion limit
         y = y * 1.0
@@ -97,8 +97,8 @@ def test_deep_graph_needs_no_recursion():
     assert len(edges) == 5000 + 1  # leaf -> first Mul ... last Mul -> output
 
 
-def test_a_leaf_alone_is_one_node():
-    p = tg.zeros(2, 2, requires_grad=True)
+def test_a_leaf_alone_is_one_node(device):
+    p = tg.zeros(2, 2, requires_grad=True, device=device)
     labels, edges = parse_dot(tg.viz.to_dot(p, params={"p": p}))
     assert list(labels.values()) == ["p\n(2, 2)"] and edges == []
 
@@ -111,8 +111,8 @@ def test_rejects_non_tensors():
 
 
 @given(name=st.text(min_size=1, max_size=12))
-def test_any_parameter_name_is_escaped(name):
-    w = tg.randn(2, requires_grad=True)
+def test_any_parameter_name_is_escaped(name, device):
+    w = tg.randn(2, requires_grad=True, device=device)
     labels, _ = parse_dot(tg.viz.to_dot(w.sum(), params={name: w}))
     assert f"{name}\n(2,)" in labels.values()
 

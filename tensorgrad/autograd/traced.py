@@ -45,7 +45,7 @@ def unwrap(x: Any, like: Any = None) -> Any:
     Tensor = _tensor_type()
     if isinstance(x, TracedArray):
         return x.t
-    if isinstance(x, (np.ndarray, Tensor)) or hasattr(x, "__cuda_array_interface__"):
+    if isinstance(x, (np.ndarray, Tensor)) or backend.is_cupy_array(x):
         return x if isinstance(x, Tensor) else Tensor._make(x, None)
     return x
 
@@ -227,7 +227,9 @@ class TracedArray:
         return TracedArray(self.t.to(dtype=dtype) if np.dtype(dtype) != self.dtype else self.t)
 
     def copy(self):
-        return self  # traced values are never written in place
+        # a new wrapper of the same tensor (tensors are never written in place), so that
+        # the copy's functional writes (``gx[i] = 0`` rebinds gx.t) leave the original be
+        return TracedArray(self.t)
 
     def __getattr__(self, name):
         raise NotImplementedError(
@@ -400,6 +402,34 @@ class _TracedNumPy:
             index[axis] = slice(lo, hi)
             parts.append(TracedArray(t[tuple(index)]))
         return parts
+
+    @staticmethod
+    def flip(a, axis=None):
+        t = unwrap(a)
+        axes = range(t.ndim) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+        return TracedArray(_ops().flip(t, tuple(axes)))
+
+    @staticmethod
+    def cumsum(a, axis):
+        return TracedArray(_ops().cumsum(unwrap(a), axis))
+
+    # ------------------------------------------------------------ along an axis
+    @staticmethod
+    def take_along_axis(a, indices, axis):
+        from ..ops.select import along
+
+        raw = _raw_index(indices)
+        return wrap(a)[along(raw, axis % raw.ndim)]
+
+    @staticmethod
+    def put_along_axis(a: TracedArray, indices, values, axis) -> None:
+        """Functional, like ``add.at``: ``a`` is rebound to the written copy (a recorded
+        setitem, whose backward reads the gradient back at those positions)."""
+        from ..ops.indexing import setitem
+        from ..ops.select import along
+
+        raw = _raw_index(indices)
+        a.t = setitem(a.t, along(raw, axis % raw.ndim), unwrap(values))
 
 
 def _scalar_like(x, ref: TracedArray) -> TracedArray:

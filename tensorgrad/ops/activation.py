@@ -14,6 +14,12 @@ last place of float64 and of float32 (tests/test_activation.py checks it)::
 (erfc(−x) = 2 − erfc(x) for the negative half; erx is erf(1) rounded to float).
 Computing Φ through erfc, not 1 + erf, keeps its relative accuracy in the left tail,
 where 1 + erf(x) would cancel to nothing.
+
+Second derivatives (``create_graph=True``): leaky_relu's and elu's backwards are traced
+as they are (elu's reads its saved output: α·eˣ = z + α). Exact GELU is differentiated
+through its definition x·Φ(x), with Φ a Function of its own (``NormalCDF``, whose
+derivative φ is plain array code), and the tanh approximation through its formula as
+tensor ops: their fused backwards keep Φ and tanh u as private intermediates.
 """
 
 from __future__ import annotations
@@ -120,6 +126,8 @@ class LeakyReLU(Function):
     """z = x where x > 0, else slope·x;  dz/dx = 1 where x > 0, else slope (also at
     0, as PyTorch)"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, slope):
         xp = get_array_module(x)
@@ -138,20 +146,52 @@ class ELU(Function):
     """z = x where x > 0, else α(eˣ − 1);  dz/dx = 1 where x > 0, else α·eˣ (α at 0, as
     PyTorch)"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, alpha):
         xp = get_array_module(x)
         # expm1 keeps eˣ − 1 accurate near 0; min(x, 0) keeps exp from overflowing
         negative_part = xp.expm1(xp.minimum(x, 0)) * alpha
-        ctx.save_for_backward(x, negative_part)
+        z = xp.where(x > 0, x, negative_part)
+        ctx.save_for_backward(x, z)
         ctx.alpha = alpha
-        return xp.where(x > 0, x, negative_part)
+        return z
 
     @staticmethod
     def backward(ctx, g):
-        x, negative_part = ctx.saved_tensors
-        # α·eˣ = α(eˣ − 1) + α: the saved value, no second exp
-        return get_array_module(g).where(x > 0, g, g * (negative_part + ctx.alpha))
+        x, z = ctx.saved_tensors
+        # α·eˣ = α(eˣ − 1) + α = z + α where x <= 0: the saved output, no second exp (and
+        # under create_graph, z's own derivative gives the second derivative α·eˣ)
+        return get_array_module(g).where(x > 0, g, g * (z + ctx.alpha))
+
+
+def _normal_cdf(x):
+    """Φ(x) = erfc(−x/√2)/2, the standard normal CDF."""
+    cdf = erfc(x * -_SQRT1_2)
+    cdf *= 0.5
+    return cdf
+
+
+def _normal_pdf(x):
+    """φ(x) = e^(−x²/2)/√(2π), the standard normal density (Φ's derivative)."""
+    return get_array_module(x).exp(x * x * -0.5) * _INV_SQRT_2PI
+
+
+class NormalCDF(Function):
+    """z = Φ(x);  dz/dx = φ(x). Exact GELU's ``composite`` builds on it."""
+
+    differentiable_backward = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _normal_cdf(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * _normal_pdf(x)
 
 
 class GELU(Function):
@@ -159,17 +199,19 @@ class GELU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        cdf = erfc(x * -_SQRT1_2)
-        cdf *= 0.5
+        cdf = _normal_cdf(x)
         ctx.save_for_backward(x, cdf)
         return x * cdf
 
     @staticmethod
     def backward(ctx, g):
         x, cdf = ctx.saved_tensors
-        xp = get_array_module(g)
-        pdf = xp.exp(x * x * -0.5) * _INV_SQRT_2PI
-        return g * (cdf + x * pdf)
+        return g * (cdf + x * _normal_pdf(x))
+
+    @staticmethod
+    def composite(x):
+        """x·Φ(x) as tensor ops, for create_graph (backward keeps Φ(x) as a private array)."""
+        return x * NormalCDF.apply(x)
 
 
 class GELUTanh(Function):
@@ -188,6 +230,12 @@ class GELUTanh(Function):
         x, t = ctx.saved_tensors
         du = (1 + 3 * _GELU_CUBIC * x * x) * _SQRT_2_OVER_PI
         return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+
+    @staticmethod
+    def composite(x):
+        """The formula as tensor ops, for create_graph (backward keeps tanh u private)."""
+        u = (x + _GELU_CUBIC * x * x * x) * _SQRT_2_OVER_PI
+        return 0.5 * x * (1 + u.tanh())
 
 
 # ------------------------------------------------------------------ wrappers

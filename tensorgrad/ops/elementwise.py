@@ -18,7 +18,7 @@ from ..tensor import DEFAULT_FLOAT, Tensor, _is_float
 def _array(z):
     """NumPy turns 0-d results into scalars; a saved output must be the very array the
     op returns (create_graph finds the output tensor through it), so keep it an array."""
-    return get_array_module(z).asarray(z)
+    return np.asarray(z) if isinstance(z, np.generic) else z
 
 
 class Add(Function):

@@ -72,7 +72,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 class Embedding(Function):
     """z = weight[indices];  dweight = Σ over the positions of each index of g
-    (none for the padding row)"""
+    (none for the padding row). Under create_graph the scatter-add is recorded: its
+    derivative gathers the rows back."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, weight, indices, *, padding_idx):
@@ -84,7 +87,7 @@ class Embedding(Function):
     def backward(ctx, g):
         (indices,) = ctx.saved_tensors
         xp = get_array_module(g)
-        gw = xp.zeros(ctx.shape, g.dtype)
+        gw = xp.zeros_like(g, shape=ctx.shape)  # (zeros_like: also recorded under create_graph)
         xp.add.at(gw, indices.reshape(-1), g.reshape(-1, ctx.shape[1]))
         if ctx.padding_idx is not None:
             gw[ctx.padding_idx] = 0

@@ -137,4 +137,4 @@ def index_add(base: Tensor, index, values) -> Tensor:
     xp = get_array_module(base.data)
     if not isinstance(values, Tensor):
         values = Tensor._make(xp.asarray(values, dtype=base.dtype), None)
-    return IndexAdd.apply(base, values, index=raw_index(index, xp))
+    return IndexAdd.apply(base, values, index=_on_device_of(base, raw_index(index, xp)))

@@ -32,6 +32,15 @@ The multiclass SVM loss (``multi_margin_loss``), for one sample with target y::
     loss = Σ_{j≠y} max(0, margin - x_y + x_j)^p / C
     ∂loss/∂x_j = p·h_j^(p-1)·[h_j > 0] / C   (j ≠ y, h_j = margin - x_y + x_j)
     ∂loss/∂x_y = -Σ_{j≠y} ∂loss/∂x_j
+
+(times w_y with class weights w, as PyTorch's implementation: the weight scales each
+term after the power).
+
+Second derivatives (``create_graph=True``): each loss is a fused op whose backward is
+array code over private intermediates (softmax, e^-|x|, the hinges), so each also gives
+``composite``, its forward written with differentiable tensor ops (``log_softmax``,
+products with a constant target distribution, sums); create_graph differentiates that,
+and the first-order path stays the fused one.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import numpy as np
 from ..autograd import Function, is_grad_enabled
 from ..backend import get_array_module, to_numpy
 from ..tensor import Tensor
+from .elementwise import where
 from .embedding import onehot_array
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -60,6 +70,18 @@ def _reduce(loss, reduction: str, count=None):
     if isinstance(count, int) and count == 0:  # every target ignored: NaN as PyTorch
         return xp.full((), xp.nan, dtype=loss.dtype)
     return xp.asarray(loss.mean() if count is None else loss.sum() / count)
+
+
+def _reduce_composite(loss: Tensor, reduction: str, count=None) -> Tensor:
+    """``_reduce`` on a Tensor, for ``composite``: only its gradient is used, so with no
+    kept targets (count 0) it divides by 1, giving ``_grad_scale``'s zero gradient."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if count is None:
+        return loss.mean()
+    return loss.sum() / (max(count, 1) if isinstance(count, int) else count)
 
 
 def _grad_scale(g, loss_shape: tuple, reduction: str, count=None):
@@ -100,6 +122,42 @@ def _log_softmax(x):
     logp -= xp.log(total)
     p /= total
     return logp, p
+
+
+def _target_distribution(target, num_classes: int, dtype, eps: float, weight):
+    """(N, C, d...) w⊙q: the class weights times the smoothed one-hot
+    q = (1 - ε)·onehot(target) + ε/C (module docstring)."""
+    q = _onehot(target, num_classes, dtype)
+    if eps:
+        q *= 1.0 - eps
+        q += eps / num_classes
+    if weight is not None:
+        q *= _class_axis(weight, q.ndim)
+    return q
+
+
+def _total_weight(target_weight, valid):
+    """Σ w_y over the kept targets: what the weighted 'mean' divides by."""
+    if valid is not None:
+        xp = get_array_module(target_weight)
+        target_weight = xp.where(valid, target_weight, target_weight.dtype.type(0))
+    return target_weight.sum()
+
+
+def _class_index_composite(logp: Tensor, target: Tensor, weight: Tensor | None, *,
+                           reduction: str, label_smoothing: float = 0.0,
+                           valid=None) -> Tensor:
+    """-Σ_c w_c·q_c·logp_c per target, reduced as the forward does: cross-entropy of
+    log-probabilities ``logp`` (NLL is the case ε = 0), for ``composite``. The target
+    distribution is a constant array; only ``logp`` carries gradients."""
+    target, count = _drop_ignored(target.data, valid)
+    w = None if weight is None else weight.data
+    a = _target_distribution(target, logp.shape[1], logp.dtype, label_smoothing, w)
+    if w is not None:
+        count = _total_weight(w[target], valid)
+    if valid is not None:
+        a *= _with_class_axis(valid)
+    return _reduce_composite(-(logp * a).sum(dim=1), reduction, count)
 
 
 def _cross_entropy_grad(p, a, weighted: bool):
@@ -149,9 +207,7 @@ class CrossEntropy(Function):
         if weight is not None:
             target_weight = weight[target]
             loss *= target_weight
-            if valid is not None:
-                target_weight = xp.where(valid, target_weight, target_weight.dtype.type(0))
-            count = target_weight.sum()  # the weighted mean divides by the targets' weight
+            count = _total_weight(target_weight, valid)
         if label_smoothing:
             loss *= 1.0 - label_smoothing
             weighted_logp = logp if weight is None else logp * _class_axis(weight, x.ndim)
@@ -166,19 +222,21 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         p, target, *weight = ctx.saved_tensors
-        eps, num_classes = ctx.label_smoothing, p.shape[1]
-        q = _onehot(target, num_classes, p.dtype)
-        if eps:
-            q *= 1.0 - eps
-            q += eps / num_classes
-        if weight:
-            q *= _class_axis(weight[0], p.ndim)
+        q = _target_distribution(target, p.shape[1], p.dtype, ctx.label_smoothing,
+                                 weight[0] if weight else None)
         gx = _cross_entropy_grad(p, q, weighted=bool(weight))
         scale = _grad_scale(g, target.shape, ctx.reduction, ctx.count)
         gx *= _over_classes(scale, ctx.reduction)
         if ctx.valid is not None:
             gx *= _with_class_axis(ctx.valid)
         return gx, None, None
+
+    @staticmethod
+    def composite(x, target, weight, *, reduction, label_smoothing, valid=None):
+        """NLL of log_softmax(x) against the smoothed, weighted one-hot: for create_graph."""
+        return _class_index_composite(x.log_softmax(dim=1), target, weight,
+                                      reduction=reduction, label_smoothing=label_smoothing,
+                                      valid=valid)
 
 
 class SoftCrossEntropy(Function):
@@ -219,6 +277,17 @@ class SoftCrossEntropy(Function):
                 gt *= _class_axis(rest[0], p.ndim)
         return gx, gt, None
 
+    @staticmethod
+    def composite(x, t, weight, *, reduction, label_smoothing):
+        """-Σ_c a_c·log_softmax(x)_c with a = w⊙((1 - ε)·t + ε/C): for create_graph (t is
+        differentiated too)."""
+        a = t
+        if label_smoothing:
+            a = t * (1.0 - label_smoothing) + label_smoothing / x.shape[1]
+        if weight is not None:
+            a = a * _class_axis(weight.data, x.ndim)
+        return _reduce_composite(-(a * x.log_softmax(dim=1)).sum(dim=1), reduction)
+
 
 class NLLLoss(Function):
     """loss = -w_y·input[y] (input holds log-probabilities); d/dinput = -w_y·onehot(y)"""
@@ -232,9 +301,7 @@ class NLLLoss(Function):
         if weight is not None:
             target_weight = weight[target]
             loss *= target_weight
-            if valid is not None:
-                target_weight = xp.where(valid, target_weight, target_weight.dtype.type(0))
-            count = target_weight.sum()  # the weighted mean divides by the targets' weight
+            count = _total_weight(target_weight, valid)
         if valid is not None:  # where, not a product: an ignored row's loss may be inf
             loss = xp.where(valid, loss, loss.dtype.type(0))
         ctx.save_for_backward(target, *(() if weight is None else (target_weight,)))
@@ -256,6 +323,11 @@ class NLLLoss(Function):
         if ctx.valid is not None:
             gx *= _with_class_axis(ctx.valid)
         return gx, None, None
+
+    @staticmethod
+    def composite(x, target, weight, *, reduction, valid=None):
+        """-Σ_c w_c·onehot(y)_c·x_c, linear in x: for create_graph."""
+        return _class_index_composite(x, target, weight, reduction=reduction, valid=valid)
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -291,6 +363,18 @@ class BinaryCrossEntropyWithLogits(Function):
         gp = t * softplus_neg * w_scale if needs[3] else None
         return gx, gt, gw, gp
 
+    @staticmethod
+    def composite(x, t, weight, pos_weight, *, reduction):
+        """The forward as tensor ops, for create_graph. softplus(-x) = log(1 + e^m) - min(x, 0)
+        with m = -|x|, so e^m never overflows; both pieces take x's side of the kink at 0
+        from one mask (as the exact derivative, -sigmoid(0) = -1/2, needs)."""
+        positive = x.data >= 0
+        m = where(positive, -x, x)
+        softplus_neg = (1 + m.exp()).log() - where(positive, 0.0, x)
+        coef = 1 if pos_weight is None else (pos_weight - 1) * t + 1
+        loss = (1 - t) * x + coef * softplus_neg
+        return _reduce_composite(loss if weight is None else loss * weight, reduction)
+
 
 class MSELoss(Function):
     """loss = (x - t)²;  dx = 2(x - t),  dt = -dx"""
@@ -309,12 +393,18 @@ class MSELoss(Function):
         gx *= 2.0
         return gx, (-gx if ctx.needs_input_grad[1] else None)
 
+    @staticmethod
+    def composite(x, t, *, reduction):
+        """(x - t)² as tensor ops, for create_graph (backward keeps the private x - t)."""
+        diff = x - t
+        return _reduce_composite(diff * diff, reduction)
+
 
 class MultiMarginLoss(Function):
     """The multiclass SVM loss over axis 1 of (N, C) input (module docstring)."""
 
     @staticmethod
-    def forward(ctx, x, target, *, p, margin, reduction):
+    def forward(ctx, x, target, weight, *, p, margin, reduction):
         xp = get_array_module(x)
         num_classes = x.shape[1]
         onehot = _onehot(target, num_classes, x.dtype)
@@ -326,20 +416,41 @@ class MultiMarginLoss(Function):
         hinge = xp.where(onehot > 0, hinge.dtype.type(0), hinge)
         terms = hinge if p == 1 else hinge * hinge
         loss = terms.sum(axis=1) / num_classes
-        ctx.save_for_backward(hinge, onehot)
+        target_weight = ()
+        if weight is not None:
+            target_weight = (weight[target],)
+            loss *= target_weight[0]
+        ctx.save_for_backward(hinge, onehot, *target_weight)
         ctx.p, ctx.reduction = p, reduction
         return _reduce(loss, reduction)
 
     @staticmethod
     def backward(ctx, g):
-        hinge, onehot = ctx.saved_tensors
+        hinge, onehot, *target_weight = ctx.saved_tensors
         num_classes = hinge.shape[1]
         # ∂term_j/∂x_j: 1 where the hinge is active (p = 1), 2·hinge (p = 2)
         gx = (hinge > 0).astype(hinge.dtype) if ctx.p == 1 else hinge * 2.0
         gx -= onehot * gx.sum(axis=1, keepdims=True)  # x_y enters every term with -1
-        gx *= _over_classes(_grad_scale(g, hinge.shape[:1], ctx.reduction), ctx.reduction)
+        scale = _grad_scale(g, hinge.shape[:1], ctx.reduction)
+        if target_weight:
+            scale = (scale * target_weight[0])[:, None]
+        else:
+            scale = _over_classes(scale, ctx.reduction)
+        gx *= scale
         gx /= num_classes
-        return gx, None
+        return gx, None, None
+
+    @staticmethod
+    def composite(x, target, weight, *, p, margin, reduction):
+        """The forward as tensor ops, for create_graph: the hinges relu(margin - x_y + x_j)
+        off the target class, x_y picked by a product with the constant one-hot."""
+        onehot = _onehot(target.data, x.shape[1], x.dtype)
+        picked = (x * onehot).sum(dim=1, keepdim=True)
+        hinge = where(onehot > 0, 0.0, (x - picked + margin).relu())
+        loss = (hinge if p == 1 else hinge * hinge).sum(dim=1) / x.shape[1]
+        if weight is not None:
+            loss = loss * weight.data[target.data]
+        return _reduce_composite(loss, reduction)
 
 
 # ------------------------------------------------------------------ wrappers
@@ -541,8 +652,11 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor: 
 
 
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1,  # noqa: A002
-                      margin: float = 1.0, reduction: str = "mean") -> Tensor:
-    """The multiclass SVM (hinge) loss of (N, C) scores, normalised by C as PyTorch."""
+                      margin: float = 1.0, reduction: str = "mean", *,
+                      weight: Tensor | None = None) -> Tensor:
+    """The multiclass SVM (hinge) loss of (N, C) scores, normalised by C as PyTorch.
+    ``weight`` (C,) scales each sample's loss by its target class's weight (after the
+    power, as PyTorch's implementation); the 'mean' still divides by N."""
     op = "multi_margin_loss"
     _check_reduction(op, reduction)
     if p not in (1, 2):
@@ -552,6 +666,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1,  # noqa: A002
         raise ValueError(f"{op}: expected input of shape (N, C) or (C,), "
                          f"got {tuple(input.shape)}")
     _check_class_target(op, input, target)
-    loss = MultiMarginLoss.apply(input, target, p=int(p), margin=float(margin),
+    _check_class_weight(op, weight, input)
+    loss = MultiMarginLoss.apply(input, target, weight, p=int(p), margin=float(margin),
                                  reduction=reduction)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss

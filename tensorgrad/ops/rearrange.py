@@ -2,7 +2,8 @@
 
 Companions of the shape ops in ``shape.py``: each backward sends every gradient
 back to the element it came from (flip it back; sum the copies of a repeat;
-concatenate the pieces of a split, the inverse of ``cat``).
+concatenate the pieces of a split, the inverse of ``cat``). Those backwards are
+linear and made of recordable array ops, so create_graph runs them as they are.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .reduce import normalize_dims
 class Flip(Function):
     """Reverse the order along some axes (a copy, as PyTorch's flip)."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes):
         ctx.axes = axes
@@ -34,6 +37,8 @@ class Repeat(Function):
     """Tile x ``reps[d]`` times along each dim d (new leading dims for extra reps).
     Each input element appears once per tile, so its gradient sums over the tiles:
     g viewed as (r0, s0, r1, s1, ...) summed over the r axes."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, reps):
@@ -51,6 +56,8 @@ class Repeat(Function):
 class Split(Function):
     """Cut x along an axis at ``bounds``; the pieces are views, as PyTorch's.
     Backward concatenates their gradients (an unused piece contributes zeros)."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, axis, bounds):

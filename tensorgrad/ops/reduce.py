@@ -2,6 +2,10 @@
 
 A reduction's backward spreads the output gradient back over the reduced axes:
 ``g`` is reshaped with the reduced axes kept as size 1 and broadcast to the input.
+
+Every backward here is twice differentiable (``differentiable_backward``): it reads
+float data only through ``ctx.saved_tensors`` (inputs and outputs, never a private
+intermediate), so under create_graph the same formula runs on traced arrays.
 """
 
 from __future__ import annotations
@@ -71,6 +75,19 @@ def _expand_grad(g, in_shape, axes, keepdim):
     return xp.broadcast_to(g, in_shape)
 
 
+def _kept(r, in_shape, axes):
+    """A reduction's output ``r`` with the reduced axes kept as size 1. (The saved output
+    is the op's output Tensor under create_graph, which lost them when keepdim=False.)"""
+    return r.reshape(tuple(1 if axes is None or a in axes else n
+                           for a, n in enumerate(in_shape)))
+
+
+# _as_output: the forwards that save their output wrap it in xp.asarray (free for an
+# array). NumPy gives the result of a 0-d input as a scalar, which apply would turn into
+# a new array: the saved value must be the very array the output holds, as
+# create_graph reads it as the output Tensor.
+
+
 def _count(shape, axes) -> int:
     n = 1
     for a in range(len(shape)) if axes is None else axes:
@@ -105,28 +122,36 @@ class Mean(Function):
         return _expand_grad(g / n, ctx.shape, ctx.axes, ctx.keepdim)
 
 
+def _centered(x, axes):
+    return x - x.mean(axis=axes, keepdims=True)
+
+
 def _variance(ctx, x, axes, keepdim: bool, ddof: int):
-    """(x - μ, Σ(x - μ)² / (n - ddof)); records axes, keepdim and n - ddof on ``ctx``."""
+    """Σ(x - μ)² / (n - ddof); records axes, keepdim and n - ddof on ``ctx``."""
     xp = get_array_module(x)
-    centered = x - x.mean(axis=axes, keepdims=True)
+    centered = _centered(x, axes)
     ctx.axes, ctx.keepdim, ctx.denom = axes, keepdim, _count(x.shape, axes) - ddof
     v = xp.sum(centered * centered, axis=axes, keepdims=keepdim)
-    v = v / x.dtype.type(ctx.denom) if ctx.denom > 0 else v * x.dtype.type("nan")
-    return centered, v
+    return v / x.dtype.type(ctx.denom) if ctx.denom > 0 else v * x.dtype.type("nan")
 
 
 class Var(Function):
-    """v = Σ(x - μ)² / (n - ddof);  dv/dx = 2(x - μ) / (n - ddof)"""
+    """v = Σ(x - μ)² / (n - ddof);  dv/dx = 2(x - μ) / (n - ddof)
+
+    Backward recomputes x - μ from the saved x (x is kept alive by the graph anyway;
+    x - μ would be a private intermediate that create_graph cannot differentiate)."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, ddof):
-        centered, v = _variance(ctx, x, axes, keepdim, ddof)
-        ctx.save_for_backward(centered)
-        return v
+        ctx.save_for_backward(x)
+        return _variance(ctx, x, axes, keepdim, ddof)
 
     @staticmethod
     def backward(ctx, g):
-        (centered,) = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
+        centered = _centered(x, ctx.axes)
         g = _expand_grad(g, centered.shape, ctx.axes, ctx.keepdim)
         # n - ddof <= 0 (one element, unbiased): the variance is nan, and so is its gradient
         scale = 2.0 / ctx.denom if ctx.denom > 0 else float("nan")
@@ -137,17 +162,20 @@ class Std(Function):
     """s = √v (v as in Var);  ds/dx = (x - μ) / ((n - ddof)·s), and 0 where s = 0 (as
     PyTorch: the chain rule through √ would give 0·∞ = nan for a constant input)"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, ddof):
-        centered, v = _variance(ctx, x, axes, keepdim, ddof)
-        s = get_array_module(x).sqrt(v)
-        ctx.save_for_backward(centered, s)
+        xp = get_array_module(x)
+        s = xp.asarray(xp.sqrt(_variance(ctx, x, axes, keepdim, ddof)))  # see _as_output
+        ctx.save_for_backward(x, s)
         return s
 
     @staticmethod
     def backward(ctx, g):
-        centered, s = ctx.saved_tensors
+        x, s = ctx.saved_tensors
         xp = get_array_module(g)
+        centered = _centered(x, ctx.axes)
         denom = ctx.denom if ctx.denom > 0 else float("nan")
         zero = s == 0
         coef = xp.where(zero, 0, g / (xp.where(zero, 1, s) * centered.dtype.type(denom)))
@@ -158,6 +186,8 @@ class MaxMin(Function):
     """Values of the max (or min); ties share the gradient evenly (as PyTorch's amax
     and its full reductions), and a NaN, which is the max, takes it."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, largest):
         reduced = x.shape if axes is None else [x.shape[a] for a in axes]
@@ -165,6 +195,7 @@ class MaxMin(Function):
             raise ValueError(f"max/min over an empty dimension (input shape {x.shape}, "
                              f"dim {axes})")
         out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
+        out = get_array_module(x).asarray(out)  # see _as_output
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
         if keepdim:
@@ -175,16 +206,19 @@ class MaxMin(Function):
     def backward(ctx, g):
         x, out = ctx.saved_tensors
         xp = get_array_module(g)
+        out = _kept(out, x.shape, ctx.axes)
+        # the mask is a constant (piecewise): the second derivative flows through g only
         mask = ((x == out) | (xp.isnan(x) & xp.isnan(out))).astype(g.dtype)
         mask /= mask.sum(axis=ctx.axes, keepdims=True)
         return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * mask
-
 
 
 class MaxMinDim(Function):
     """``(values, indices)`` of the max (or min) along one axis. The gradient goes to the
     selected index only, the first of equal values (as argmax and PyTorch's max(dim));
     a NaN is the max and the min, as in NumPy's argmax."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, axis, keepdim, largest):
@@ -203,7 +237,9 @@ class MaxMinDim(Function):
         xp = get_array_module(g)
         if not ctx.keepdim:
             g = xp.expand_dims(g, ctx.axis)
-        gx = xp.zeros(ctx.shape, g.dtype)
+        # zeros_like(g, shape=...): on g's device, and recordable under create_graph,
+        # where the write is a recorded scatter (whose backward gathers at idx)
+        gx = xp.zeros_like(g, shape=ctx.shape)
         xp.put_along_axis(gx, idx, g, axis=ctx.axis)
         return gx
 
@@ -215,6 +251,8 @@ class Norm(Function):
     p = ±inf: sign(x) split evenly among the elements with |x| = r; p = 0: 0.
     (PyTorch's subgradients: the norm of a zero vector has gradient 0, not NaN.)
     """
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, p, axes, keepdim):
@@ -232,6 +270,7 @@ class Norm(Function):
             r = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
         else:
             r = (a**p).sum(axis=axes, keepdims=True) ** (1.0 / p)
+        r = xp.asarray(r)  # see _as_output
         ctx.save_for_backward(x, r)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         if keepdim:
@@ -243,6 +282,7 @@ class Norm(Function):
         x, r = ctx.saved_tensors
         xp = get_array_module(g)
         p = ctx.p
+        r = _kept(r, x.shape, ctx.axes)
         g = _expand_grad(g, x.shape, ctx.axes, ctx.keepdim)
         zero = g.dtype.type(0)
         if p == 0:
@@ -264,6 +304,8 @@ class Norm(Function):
 class CumSum(Function):
     """y_i = x_1 + ... + x_i along an axis;  dx_i = g_i + ... + g_n (a reversed cumsum)."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axis, dtype):
         ctx.axis = axis
@@ -278,12 +320,15 @@ class CumSum(Function):
 class LogSumExp(Function):
     """y = log Σ e^x (computed as m + log Σ e^(x - m), m the max);  dx = g · e^(x - y)"""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axes, keepdim):
         xp = get_array_module(x)
         m = x.max(axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or inf) stays -inf (or inf)
         y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
+        y = xp.asarray(y)  # see _as_output
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         if keepdim:
@@ -294,7 +339,9 @@ class LogSumExp(Function):
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         xp = get_array_module(g)
+        y = _kept(y, x.shape, ctx.axes)
         return _expand_grad(g, x.shape, ctx.axes, ctx.keepdim) * xp.exp(x - y)
+
 
 def _shifted(x, dim: int):
     """x minus its max along ``dim`` (e^x then cannot overflow); an empty x as it is."""
@@ -302,13 +349,18 @@ def _shifted(x, dim: int):
 
 
 class Softmax(Function):
-    """s = e^x / Σe^x;  dx = s · (g - Σ g·s)"""
+    """s = e^x / Σe^x;  dx = s · (g - Σ g·s)
+
+    The backward uses only the output s and array arithmetic, so create_graph runs it
+    as it is (s is then the output Tensor, whose own backward is this one again)."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
         e = xp.exp(_shifted(x, dim))
-        s = e / e.sum(axis=dim, keepdims=True)
+        s = xp.asarray(e / e.sum(axis=dim, keepdims=True))  # see _as_output
         ctx.save_for_backward(s)
         ctx.dim = dim
         return s
@@ -321,13 +373,16 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x - logΣe^x (shifted by the max, so ±1e4 logits are fine);
-    dx = g - softmax(x) · Σg"""
+    dx = g - softmax(x) · Σg  (softmax(x) = e^y: from the saved output, also traced)"""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
         shifted = _shifted(x, dim)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        y = xp.asarray(y)  # see _as_output
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y

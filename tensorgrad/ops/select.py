@@ -8,7 +8,9 @@ so ``x[along(index, dim)]`` gathers and ``out[along(index, dim)] = src`` scatter
 
 Every backward routes the gradient the opposite way: what gather read, its backward
 adds to (``xp.add.at``, because an index may repeat); what sort moved, its backward
-moves back.
+moves back. The index arrays are constants (ctx attributes), and the gradient buffers
+are made with ``xp.zeros_like(g, shape=...)``, so every backward also runs on traced
+arrays (create_graph): its writes become recorded scatters, whose backward gathers.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def _region(shape) -> tuple:
 class Gather(Function):
     """out[i][j] = x[index[i][j]][j] (dim 0);  dx: each g added where it was read."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, index, *, axis):
         ctx.shape, ctx.where = x.shape, along(index, axis)
@@ -51,7 +55,7 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, g):
         xp = get_array_module(g)
-        gx = xp.zeros(ctx.shape, g.dtype)
+        gx = xp.zeros_like(g, shape=ctx.shape)
         xp.add.at(gx, ctx.where, g)  # a repeated index receives every gradient
         return gx, None
 
@@ -59,6 +63,8 @@ class Gather(Function):
 class Scatter(Function):
     """out = x, then out[index[i][j]][j] = src[i][j] (dim 0); ``src`` may be a number.
     dx: g, except at the overwritten positions;  dsrc: g read back from them."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, index, src, *, axis):
@@ -76,7 +82,7 @@ class Scatter(Function):
             gx = g.copy()
             gx[ctx.where] = 0
         if ctx.needs_input_grad[2]:
-            gsrc = xp.zeros(ctx.src_shape, g.dtype)
+            gsrc = xp.zeros_like(g, shape=ctx.src_shape)
             gsrc[_region(ctx.index_shape)] = g[ctx.where]
         return gx, None, gsrc
 
@@ -84,6 +90,8 @@ class Scatter(Function):
 class ScatterAdd(Function):
     """out = x, then out[index[i][j]][j] += src[i][j] (dim 0; repeats add up).
     dx = g;  dsrc: g read back from the positions each src element was added to."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, index, src, *, axis):
@@ -96,7 +104,7 @@ class ScatterAdd(Function):
     def backward(ctx, g):
         gsrc = None
         if ctx.needs_input_grad[2]:
-            gsrc = get_array_module(g).zeros(ctx.src_shape, g.dtype)
+            gsrc = get_array_module(g).zeros_like(g, shape=ctx.src_shape)
             gsrc[_region(ctx.index_shape)] = g[ctx.where]
         return g, None, gsrc
 
@@ -117,6 +125,8 @@ class Sort(Function):
     (k = the whole axis for sort, as topk's k). The values are a permutation of the
     inputs, so the gradient goes back to where each value came from."""
 
+    differentiable_backward = True
+
     @staticmethod
     def forward(ctx, x, *, axis, descending, k):
         xp = get_array_module(x)
@@ -131,13 +141,15 @@ class Sort(Function):
     def backward(ctx, g, g_indices):
         (idx,) = ctx.saved_tensors
         xp = get_array_module(g)
-        gx = xp.zeros(ctx.shape, g.dtype)
+        gx = xp.zeros_like(g, shape=ctx.shape)
         xp.put_along_axis(gx, idx, g, axis=ctx.axis)  # distinct positions: no accumulation
         return gx
 
 
 class MaskedFill(Function):
     """out = value where mask else x;  dx = g where not mask, dvalue = Σ g where mask."""
+
+    differentiable_backward = True
 
     @staticmethod
     def forward(ctx, x, mask, value):

@@ -234,6 +234,15 @@ def _host_index(key, where: str):
     return key
 
 
+_wrappers: dict[int, weakref.ref] = {}  # id(NumPy array) -> its wrapper
+
+
+def _forget(key: int) -> None:
+    ref = _wrappers.get(key)
+    if ref is not None and ref() is None:
+        del _wrappers[key]
+
+
 def _binary(name: str, reflected: bool = False):
     def op(self, other):
         # NEP 13, as CuPy: an operand that opts out of ufuncs (a tensorgrad Tensor)
@@ -266,9 +275,17 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     @classmethod
     def _of(cls, a: np.ndarray) -> ndarray:
-        """Wrap a NumPy array (the stand-in's own results) without a copy."""
+        """Wrap a NumPy array (the stand-in's own results) without a copy. One wrapper per
+        NumPy array, so identities hold as in CuPy (``a.base is b``, and functions that
+        return their argument unchanged return the same object)."""
+        ref = _wrappers.get(id(a))
+        out = ref() if ref is not None else None
+        if out is not None and out._a is a:
+            return out
         out = object.__new__(cls)
         out._a = a
+        key = id(a)
+        _wrappers[key] = weakref.ref(out, lambda _, key=key: _forget(key))
         _track(a)
         return out
 
@@ -358,7 +375,8 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     @property
     def base(self):
-        return None if self._a.base is None else ndarray._of(self._a.base)
+        base = self._a.base
+        return ndarray._of(base) if isinstance(base, np.ndarray) else None
 
     shape = property(lambda self: self._a.shape)
     dtype = property(lambda self: self._a.dtype)
