@@ -189,6 +189,17 @@ class Tensor:
         """A host (NumPy) copy of the values."""
         return np.array(backend.to_numpy(self.data), copy=True)
 
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: a CPU tensor's values, as PyTorch gives them (refused when
+        it requires grad); a CUDA tensor refuses, as CuPy does: use ``.numpy()``."""
+        if backend.is_cupy_array(self.data):
+            raise TypeError(f"can't convert a tensor on {self.device} to a NumPy array "
+                            f"implicitly; use .numpy() (a host copy) or .cpu() first")
+        if self.requires_grad:
+            raise RuntimeError("can't convert a tensor that requires grad to a NumPy array; "
+                               "use tensor.detach().numpy() instead")
+        return self.data.astype(dtype, copy=False) if dtype is not None else self.data
+
     def tolist(self):
         return backend.to_numpy(self.data).tolist()
 

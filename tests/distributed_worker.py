@@ -2,8 +2,10 @@
 processes. Each check prints ``rank R ok NAME``; a failed one raises, and the exception
 hook of tensorgrad.distributed ends the whole job (a non-zero exit).
 
-    mpiexec -n 2 python tests/distributed_worker.py all
-    mpiexec -n 2 python tests/distributed_worker.py crash
+    mpiexec -n 3 python tests/distributed_worker.py all          # CPU tensors
+    PYTHONPATH=tests/standin mpiexec -n 2 python tests/distributed_worker.py all+device
+    mpiexec -n 1 python tests/distributed_worker.py device       # a GPU machine: NCCL
+    mpiexec -n 2 python tests/distributed_worker.py crash        # rank 1 raises
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def rank_data(r: int, dtype=np.float64) -> np.ndarray:
     return np.random.default_rng(r).standard_normal((3, 4)).astype(dtype)
 
 
-def check_collectives() -> None:
+def check_collectives(device: str = "cpu") -> None:
+    """Every collective against NumPy, on ``device``'s tensors."""
+    on = f" [{device}]" if device != "cpu" else ""
     rank, n = dist.get_rank(), dist.get_world_size()
     assert n == int(os.environ.get("PMI_SIZE", n)) and rank == int(os.environ.get("PMI_RANK", 0))
     every = np.stack([rank_data(r) for r in range(n)])
@@ -49,7 +53,7 @@ def check_collectives() -> None:
            (dist.ReduceOp.PRODUCT, every.prod(0))]
     for op, expected in ops:
         for async_op in (False, True):
-            t = tg.tensor(rank_data(rank))
+            t = tg.tensor(rank_data(rank), device=device)
             version = t._version
             work = dist.all_reduce(t, op=op, async_op=async_op)
             if async_op:
@@ -59,55 +63,58 @@ def check_collectives() -> None:
                 assert work is None
             close(t.numpy(), expected, f"all_reduce {op} async={async_op}")
             assert t._version == version + 1, "all_reduce must bump the version"
-    t32 = tg.tensor(rank_data(rank, np.float32))
+    t32 = tg.tensor(rank_data(rank, np.float32), device=device)
     dist.all_reduce(t32, op=dist.ReduceOp.AVG)
     assert t32.dtype == np.float32
     close(t32.numpy(), every.astype(np.float32).mean(0), "float32 avg", rtol=1e-5, atol=1e-6)
-    ints = tg.tensor(np.arange(5, dtype=np.int64) * (rank + 1))
+    ints = tg.tensor(np.arange(5, dtype=np.int64) * (rank + 1), device=device)
     dist.all_reduce(ints)
     assert ints.tolist() == (np.arange(5) * sum(range(1, n + 1))).tolist()
-    flags = tg.tensor(np.array([rank == 0, True, False]))
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    assert flags.tolist() == [True, True, False]
+    if device == "cpu" or not dist.is_nccl_available():  # NCCL reduces no booleans
+        flags = tg.tensor(np.array([rank == 0, True, False]), device=device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        assert flags.tolist() == [True, True, False]
     try:
-        dist.all_reduce(tg.tensor(np.arange(3)), op=dist.ReduceOp.AVG)
+        dist.all_reduce(tg.tensor(np.arange(3), device=device), op=dist.ReduceOp.AVG)
         raise AssertionError("AVG of an integer tensor must raise")
     except TypeError as e:
         assert "AVG" in str(e)
-    base = tg.tensor(rank_data(rank))  # a non-contiguous view: reduced through a copy
+    # a non-contiguous view: reduced through a contiguous copy, written back
+    base = tg.tensor(rank_data(rank), device=device)
     view = base.T
     assert not view.data.flags.c_contiguous
     dist.all_reduce(view)
     close(base.numpy(), every.sum(0), "all_reduce of a transposed view")
-    ok("all_reduce")
+    ok("all_reduce" + on)
 
-    t = tg.tensor(rank_data(rank))
+    t = tg.tensor(rank_data(rank), device=device)
     dist.broadcast(t, src=n - 1)
     close(t.numpy(), every[n - 1], "broadcast from the last rank")
-    t = tg.tensor(rank_data(rank))
+    t = tg.tensor(rank_data(rank), device=device)
     dist.broadcast(t, src=0, async_op=True).wait()
     close(t.numpy(), every[0], "async broadcast")
-    ok("broadcast")
+    ok("broadcast" + on)
 
     for async_op in (False, True):
-        out = [tg.zeros(3, 4, dtype=tg.float64) for _ in range(n)]
-        work = dist.all_gather(out, tg.tensor(rank_data(rank)), async_op=async_op)
+        out = [tg.zeros(3, 4, dtype=tg.float64, device=device) for _ in range(n)]
+        work = dist.all_gather(out, tg.tensor(rank_data(rank), device=device),
+                              async_op=async_op)
         if async_op:
             work.wait()
         for r in range(n):
             close(out[r].numpy(), every[r], f"all_gather[{r}]")
-    whole = tg.zeros(n, 3, 4, dtype=tg.float64)
-    dist.all_gather_into_tensor(whole, tg.tensor(rank_data(rank)))
+    whole = tg.zeros(n, 3, 4, dtype=tg.float64, device=device)
+    dist.all_gather_into_tensor(whole, tg.tensor(rank_data(rank), device=device))
     close(whole.numpy(), every, "all_gather_into_tensor")
-    ok("all_gather")
+    ok("all_gather" + on)
 
     for op, combine in ((dist.ReduceOp.SUM, np.sum), (dist.ReduceOp.AVG, np.mean)):
         # rank s sends rank_data(s) + i to rank i
-        inputs = [tg.tensor(rank_data(rank) + i) for i in range(n)]
-        out = tg.zeros(3, 4, dtype=tg.float64)
+        inputs = [tg.tensor(rank_data(rank) + i, device=device) for i in range(n)]
+        out = tg.zeros(3, 4, dtype=tg.float64, device=device)
         dist.reduce_scatter(out, inputs, op=op)
         close(out.numpy(), combine(every + rank, axis=0), f"reduce_scatter {op}")
-    ok("reduce_scatter")
+    ok("reduce_scatter" + on)
 
     objects = [None] * n
     dist.all_gather_object(objects, {"rank": rank, "name": f"r{rank}"})
@@ -193,12 +200,15 @@ def train_reference(micro: int) -> nn.Module:
     return model
 
 
-def train_distributed(micro: int, bucket_cap_mb: float) -> tuple[nn.Module, DDP]:
+def train_distributed(micro: int, bucket_cap_mb: float,
+                      device: str = "cpu") -> tuple[nn.Module, DDP]:
     """N ranks, each its 1/N of every (micro-)batch, SyncBatchNorm; different initial
     weights on every rank (DDP's broadcast makes them rank 0's)."""
     rank, n = dist.get_rank(), dist.get_world_size()
     model = nn.SyncBatchNorm.convert_sync_batchnorm(make_model(0 if rank == 0 else 100 + rank))
-    ddp = DDP(model, bucket_cap_mb=bucket_cap_mb)
+    model.to(device)
+    ddp = DDP(model, device_ids=None if device == "cpu" else [device],
+              bucket_cap_mb=bucket_cap_mb)
     opt = nn.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     x, y = batches()
     for s in range(STEPS):
@@ -208,18 +218,21 @@ def train_distributed(micro: int, bucket_cap_mb: float) -> tuple[nn.Module, DDP]
             xr, yr = np.split(xm, n)[rank], np.split(ym, n)[rank]
             if i < len(parts) - 1:
                 with ddp.no_sync():
-                    F.cross_entropy(ddp(tg.tensor(xr)), tg.tensor(yr)).backward()
+                    F.cross_entropy(ddp(tg.tensor(xr, device=device)),
+                                    tg.tensor(yr, device=device)).backward()
             else:
-                F.cross_entropy(ddp(tg.tensor(xr)), tg.tensor(yr)).backward()
+                F.cross_entropy(ddp(tg.tensor(xr, device=device)),
+                                tg.tensor(yr, device=device)).backward()
         opt.step()
     return model, ddp
 
 
-def check_equivalence() -> None:
-    for name, micro, cap in (("default buckets", 1, 25), ("tiny buckets", 1, 1e-6),
-                             ("no_sync accumulation", 2, 25)):
-        reference = train_reference(micro).state_dict()
-        model, ddp = train_distributed(micro, cap)
+def check_equivalence(device: str = "cpu") -> None:
+    configs = [("default buckets", 1, 25), ("tiny buckets", 1, 1e-6),
+               ("no_sync accumulation", 2, 25)]
+    for name, micro, cap in configs if device == "cpu" else configs[1:2]:
+        reference = train_reference(micro).state_dict()  # one process, on the CPU
+        model, ddp = train_distributed(micro, cap, device)
         if cap < 1:
             assert len(ddp._buckets) == len(list(model.parameters())), "one bucket per param"
         state = model.state_dict()
@@ -230,7 +243,8 @@ def check_equivalence() -> None:
             close(a, b, f"{name}: {key}")
             worst = max(worst, float(np.max(np.abs(a - b) / (np.abs(b) + 1e-300))))
         assert list(ddp.state_dict())[0].startswith("module."), list(ddp.state_dict())[:2]
-        ok(f"equivalence {name} (worst relative difference {worst:.1e})")
+        on = f" [{device}]" if device != "cpu" else ""
+        ok(f"equivalence {name}{on} (worst relative difference {worst:.1e})")
 
 
 # ------------------------------------------------------------------ DDP behaviour
@@ -336,6 +350,10 @@ def main(mode: str) -> None:
         dist.all_reduce(tg.zeros(3))  # would wait for rank 1 forever without the abort
         print("rank 0 passed an all_reduce that rank 1 never joined", flush=True)
         return
+    if mode == "device":  # on a GPU machine: one rank, NCCL
+        check_device()
+        dist.destroy_process_group()
+        return
     # a hang shows where it is (the test's timeout would only say that it happened)
     faulthandler.dump_traceback_later(45, exit=True)
     check_post_accumulate_hook_order()
@@ -345,7 +363,18 @@ def main(mode: str) -> None:
     check_unused_parameters()
     check_mismatched_models()
     check_buffers_and_state()
+    if mode == "all+device":  # with tests/standin: CUDA tensors through host copies
+        check_device()
     dist.destroy_process_group()
+
+
+def check_device() -> None:
+    """Collectives and DDP + SyncBatchNorm on CUDA tensors: through NCCL where it is
+    there, else through host copies and MPI."""
+    print(f"rank {dist.get_rank()} nccl available: {dist.is_nccl_available()}", flush=True)
+    device = f"cuda:{dist.get_node_local_rank() % tg.cuda.device_count()}"
+    check_collectives(device)
+    check_equivalence(device)
 
 
 if __name__ == "__main__":

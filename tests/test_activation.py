@@ -64,19 +64,19 @@ def gelu_reference(x: np.ndarray) -> np.ndarray:
     return x * 0.5 * math_erfc(-x / math.sqrt(2))
 
 
-def test_gelu_matches_known_values():
+def test_gelu_matches_known_values(device):
     # Φ(±1), Φ(±3): the standard normal table; PyTorch prints gelu([-3, -1, 0, 1, 3]) as
     # [-0.0040, -0.1587, 0.0000, 0.8413, 2.9960]
-    x = tg.tensor(np.array([-3.0, -1.0, 0.0, 1.0, 3.0]))
+    x = tg.tensor(np.array([-3.0, -1.0, 0.0, 1.0, 3.0]), device=device)
     want = [-3 * 0.0013498980316300946, -0.15865525393145707, 0.0, 0.8413447460685429,
             3 * 0.9986501019683699]
     np.testing.assert_allclose(F.gelu(x).numpy(), want, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_gelu_matches_the_erf_formula(dtype):
+def test_gelu_matches_the_erf_formula(dtype, device):
     x = np.concatenate([np.linspace(-12, 12, 2401), [1e-30, -1e-30]]).astype(dtype)
-    got = F.gelu(tg.tensor(x))
+    got = F.gelu(tg.tensor(x, device=device))
     assert got.dtype == dtype
     want = gelu_reference(x.astype(np.float64))
     # Relative accuracy in the left tail too (Φ comes from erfc, not from 1 + erf), up to
@@ -90,31 +90,32 @@ def test_gelu_matches_the_erf_formula(dtype):
                                rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-def test_gelu_tanh_matches_its_formula():
+def test_gelu_tanh_matches_its_formula(device):
     x = np.linspace(-8, 8, 1601)
     u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
     want = 0.5 * x * (1 + np.tanh(u))
     # 1 + tanh(u) cancels for u << 0 (in PyTorch's formula too): an absolute tolerance
-    np.testing.assert_allclose(F.gelu(tg.tensor(x), approximate="tanh").numpy(), want,
+    np.testing.assert_allclose(F.gelu(tg.tensor(x, device=device), approximate="tanh").numpy(),
+                               want,
                                rtol=1e-14, atol=1e-15)
     # the approximation is within 1e-3 of the exact GELU (Hendrycks & Gimpel)
     assert np.abs(want - gelu_reference(x)).max() < 1e-3
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
-def test_elu_matches_its_formula(alpha):
+def test_elu_matches_its_formula(alpha, device):
     x = np.linspace(-30, 5, 701)
     want = np.where(x > 0, x, alpha * np.expm1(x))
-    np.testing.assert_allclose(F.elu(tg.tensor(x), alpha).numpy(), want, rtol=1e-15)
-    tiny = tg.tensor(np.array([-1e-10]))  # α(eˣ − 1) ≈ αx: expm1 keeps the digits
+    np.testing.assert_allclose(F.elu(tg.tensor(x, device=device), alpha).numpy(), want, rtol=1e-15)
+    tiny = tg.tensor(np.array([-1e-10]), device=device)  # α(eˣ − 1) ≈ αx: expm1 keeps the digits
     np.testing.assert_allclose(F.elu(tiny, alpha).numpy(), [alpha * -1e-10], rtol=1e-9)
 
 
 @pytest.mark.parametrize("slope", [0.01, 0.2, -0.5, 1.5])
-def test_leaky_relu_matches_its_formula(slope):
+def test_leaky_relu_matches_its_formula(slope, device):
     x = np.linspace(-4, 4, 81)
     want = np.where(x > 0, x, slope * x)
-    np.testing.assert_array_equal(F.leaky_relu(tg.tensor(x), slope).numpy(), want)
+    np.testing.assert_array_equal(F.leaky_relu(tg.tensor(x, device=device), slope).numpy(), want)
     assert F.leaky_relu.__defaults__[0] == 0.01  # PyTorch's default slope
 
 
@@ -135,19 +136,19 @@ def test_gradcheck(name, data, shape):
     assert check_gradients(fn, data, [shape], min_value=-5.0, max_value=5.0, avoid=avoid)
 
 
-def test_gelu_gradient_matches_its_closed_form():
+def test_gelu_gradient_matches_its_closed_form(device):
     x = np.linspace(-10, 10, 201)
-    t = tg.tensor(x, requires_grad=True)
+    t = tg.tensor(x, requires_grad=True, device=device)
     F.gelu(t).sum().backward()
     pdf = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     np.testing.assert_allclose(t.grad.numpy(), 0.5 * math_erfc(-x / math.sqrt(2)) + x * pdf,
                                rtol=1e-13, atol=1e-300)
 
 
-def test_gradients_at_the_kinks_are_pytorchs():
+def test_gradients_at_the_kinks_are_pytorchs(device):
     # PyTorch: leaky_relu's gradient at 0 is the slope, elu's is alpha
     for fn, want in [(lambda t: F.leaky_relu(t, 0.3), 0.3), (lambda t: F.elu(t, 0.7), 0.7)]:
-        t = tg.tensor(np.array([0.0]), requires_grad=True)
+        t = tg.tensor(np.array([0.0]), requires_grad=True, device=device)
         fn(t).sum().backward()
         assert t.grad.item() == want
 
@@ -155,16 +156,16 @@ def test_gradients_at_the_kinks_are_pytorchs():
 @pytest.mark.parametrize("fn", [lambda t: F.gelu(t), lambda t: F.gelu(t, approximate="tanh"),
                                 lambda t: F.elu(t), lambda t: F.leaky_relu(t)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_dtype_is_kept_forward_and_backward(fn, dtype):
-    t = tg.tensor(np.linspace(-3, 3, 7).astype(dtype), requires_grad=True)
+def test_dtype_is_kept_forward_and_backward(fn, dtype, device):
+    t = tg.tensor(np.linspace(-3, 3, 7).astype(dtype), requires_grad=True, device=device)
     out = fn(t)
     assert out.dtype == dtype
     out.sum().backward()
     assert t.grad.dtype == dtype and np.all(np.isfinite(t.grad.numpy()))
 
 
-def test_large_inputs_stay_finite():
-    x = tg.tensor(np.array([-1e4, -40.0, 40.0, 1e4]), requires_grad=True)
+def test_large_inputs_stay_finite(device):
+    x = tg.tensor(np.array([-1e4, -40.0, 40.0, 1e4]), requires_grad=True, device=device)
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         y = F.gelu(x)
         y.sum().backward()

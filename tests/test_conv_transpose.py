@@ -37,13 +37,14 @@ def transposed_reference(u, w, stride, padding, output_padding, dilation, groups
 
 @settings(max_examples=15)
 @given(p=conv2d_params(), data=st.data())
-def test_conv_transpose2d_matches_the_direct_sum(p, data):
+def test_conv_transpose2d_matches_the_direct_sum(p, data, device):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     out = p.output_shape
     u = rng.standard_normal(out)
     w = rng.standard_normal(p.weight_shape)
     op = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(p.stride, p.dilation))
-    y = F.conv_transpose2d(tg.tensor(u), tg.tensor(w), None, p.stride, p.padding, op,
+    y = F.conv_transpose2d(tg.tensor(u, device=device), tg.tensor(w, device=device), None,
+                           p.stride, p.padding, op,
                            p.groups, p.dilation)
     expected = transposed_reference(u, w, p.stride, p.padding, op, p.dilation, p.groups)
     assert y.shape == expected.shape
@@ -52,12 +53,12 @@ def test_conv_transpose2d_matches_the_direct_sum(p, data):
 
 @settings(max_examples=10)
 @given(p=conv2d_params(max_size=5, max_channels=3), data=st.data())
-def test_conv_transpose2d_gradients(p, data):
+def test_conv_transpose2d_gradients(p, data, device):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     op = tuple(data.draw(st.integers(0, max(s, d) - 1)) for s, d in zip(p.stride, p.dilation))
-    u = tg.tensor(rng.standard_normal(p.output_shape), requires_grad=True)
-    w = tg.tensor(rng.standard_normal(p.weight_shape), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(p.in_channels), requires_grad=True)
+    u = tg.tensor(rng.standard_normal(p.output_shape), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal(p.weight_shape), requires_grad=True, device=device)
+    b = tg.tensor(rng.standard_normal(p.in_channels), requires_grad=True, device=device)
 
     def f(u, w, b):
         return F.conv_transpose2d(u, w, b, p.stride, p.padding, op, p.groups, p.dilation)
@@ -68,18 +69,18 @@ def test_conv_transpose2d_gradients(p, data):
 
 @settings(max_examples=10)
 @given(p=conv2d_params(max_size=5, max_channels=3), data=st.data())
-def test_conv2d_double_backward(p, data):
+def test_conv2d_double_backward(p, data, device):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    x = tg.tensor(rng.standard_normal(p.input_shape), requires_grad=True)
-    w = tg.tensor(rng.standard_normal(p.weight_shape), requires_grad=True)
-    b = tg.tensor(rng.standard_normal(p.out_channels), requires_grad=True)
+    x = tg.tensor(rng.standard_normal(p.input_shape), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal(p.weight_shape), requires_grad=True, device=device)
+    b = tg.tensor(rng.standard_normal(p.out_channels), requires_grad=True, device=device)
     assert tg.gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, **p.kwargs), [x, w, b])
 
 
-def test_conv2d_third_order():
+def test_conv2d_third_order(device):
     rng = np.random.default_rng(1)
-    x = tg.tensor(rng.standard_normal((1, 2, 4, 4)), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((2, 2, 2, 2)), requires_grad=True)
+    x = tg.tensor(rng.standard_normal((1, 2, 4, 4)), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal((2, 2, 2, 2)), requires_grad=True, device=device)
 
     def first(x, w):  # d/dx of sum(conv(x, w)^3), itself differentiated twice more
         (g,) = tg.autograd.grad((F.conv2d(x, w, stride=2, padding=1) ** 3).sum(), x,
@@ -89,25 +90,25 @@ def test_conv2d_third_order():
     assert tg.gradgradcheck(first, [x, w])
 
 
-def test_conv_transpose2d_is_conv2ds_input_gradient():
+def test_conv_transpose2d_is_conv2ds_input_gradient(device):
     rng = np.random.default_rng(2)
-    x = tg.tensor(rng.standard_normal((2, 4, 7, 6)), requires_grad=True)
-    w = tg.tensor(rng.standard_normal((6, 2, 3, 3)))
+    x = tg.tensor(rng.standard_normal((2, 4, 7, 6)), requires_grad=True, device=device)
+    w = tg.tensor(rng.standard_normal((6, 2, 3, 3)), device=device)
     y = F.conv2d(x, w, stride=2, padding=1, dilation=1, groups=2)
-    gy = tg.tensor(rng.standard_normal(y.shape))
+    gy = tg.tensor(rng.standard_normal(y.shape), device=device)
     y.backward(gy)
     # 7 rows: one more than the convolution reads back from 4 outputs at stride 2
     dx = F.conv_transpose2d(gy, w, stride=2, padding=1, output_padding=(0, 1), groups=2)
     np.testing.assert_allclose(dx.numpy(), x.grad.numpy(), rtol=1e-12)
 
 
-def test_conv_transpose_layer():
-    layer = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, bias=True)
+def test_conv_transpose_layer(device):
+    layer = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, bias=True).to(device)
     assert layer.weight.shape == (4, 6, 3, 3) and layer.bias.shape == (6,)
     bound = 1 / np.sqrt(6 * 9)  # fan_in from the weight's second dimension, as PyTorch
     assert np.abs(layer.weight.numpy()).max() <= bound
     assert np.abs(layer.bias.numpy()).max() <= bound
-    y = layer(tg.randn(2, 4, 5, 5))
+    y = layer(tg.randn(2, 4, 5, 5, device=device))
     assert y.shape == (2, 6, 10, 10)
     assert "output_padding=(1, 1)" in repr(layer)
 
@@ -117,6 +118,7 @@ def test_conv_transpose_layer():
     (dict(groups=3), "divisible|input channels"),
     (dict(padding=-1), "non-negative"),
 ])
-def test_conv_transpose2d_errors(kwargs, match):
+def test_conv_transpose2d_errors(kwargs, match, device):
     with pytest.raises(ValueError, match=match):
-        F.conv_transpose2d(tg.randn(1, 4, 3, 3), tg.randn(4, 2, 3, 3), **kwargs)
+        F.conv_transpose2d(tg.randn(1, 4, 3, 3, device=device),
+                           tg.randn(4, 2, 3, 3, device=device), **kwargs)

@@ -15,6 +15,8 @@ import pytest
 import tensorgrad as tg
 from tensorgrad.data import CIFAR10, MNIST, DataLoader, Digits, FashionMNIST, RandomCrop
 
+pytestmark = pytest.mark.cpu_only  # files and their formats, not devices
+
 
 # ------------------------------------------------------------------------- Digits
 def test_digits_split_sizes_disjoint_and_deterministic():

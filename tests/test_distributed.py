@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections import Counter
+from importlib import util as importlib_util
 
 import numpy as np
 import pytest
@@ -28,6 +30,8 @@ import tensorgrad as tg
 import tensorgrad.distributed as dist
 from tensorgrad.data import DistributedSampler
 
+pytestmark = pytest.mark.cpu_only  # MPI on host tensors; NCCL (CUDA tensors) needs GPUs
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "distributed_worker.py"
 CHECKS = [
@@ -37,6 +41,8 @@ CHECKS = [
     "find_unused_parameters=True", "mismatched models raise on every rank",
     "buffers broadcast and state_dict",
 ]
+DEVICE_CHECKS = ["all_reduce", "broadcast", "all_gather", "reduce_scatter",
+                 "equivalence tiny buckets"]
 
 
 def _mpiexec() -> str | None:
@@ -44,7 +50,8 @@ def _mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
-def run_mpi(n: int, mode: str, timeout: float = 60) -> tuple[int, str, float]:
+def run_mpi(n: int, mode: str, timeout: float = 60,
+            pythonpath: str | None = None) -> tuple[int, str, float]:
     """(exit status, stdout + stderr, seconds) of the worker under ``mpiexec -n n``; on
     timeout the whole process group is killed and the test fails."""
     pytest.importorskip("mpi4py", reason='needs the distributed extra (pip install -e ".[dev]")')
@@ -52,6 +59,8 @@ def run_mpi(n: int, mode: str, timeout: float = 60) -> tuple[int, str, float]:
     if mpiexec is None:
         pytest.skip("no mpiexec (the mpich wheel of the distributed extra brings one)")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     start = time.perf_counter()
     proc = subprocess.Popen([mpiexec, "-n", str(n), sys.executable, str(WORKER), mode],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -65,16 +74,31 @@ def run_mpi(n: int, mode: str, timeout: float = 60) -> tuple[int, str, float]:
     return proc.returncode, out, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("n", [2, 3])
-def test_multi_process_checks(n):
-    code, out, _ = run_mpi(n, "all")
+@pytest.mark.parametrize("n, standin", [(2, True), (3, False)], ids=["2-ranks+cuda", "3-ranks"])
+def test_multi_process_checks(n, standin):
+    """Every check on CPU tensors; with 2 ranks also on CUDA tensors of the NumPy-backed
+    CuPy stand-in (tests/standin: strict about host/device mixing), which go through host
+    copies and MPI, as on a GPU machine without NCCL."""
+    path = str(ROOT / "tests" / "standin") if standin else None
+    code, out, _ = run_mpi(n, "all+device" if standin else "all", pythonpath=path)
     assert code == 0, out
-    for name in CHECKS:
+    device_checks = [f"{name} [cuda:0]" for name in DEVICE_CHECKS] if standin else []
+    for name in CHECKS + device_checks:
         for rank in range(n):
             assert f"rank {rank} ok {name}" in out, f"missing 'rank {rank} ok {name}':\n{out}"
     # the equivalence checks hold to ~1e-12 relative (see the worker): report the worst
     worst = [float(x) for x in re.findall(r"worst relative difference ([0-9.e+-]+)", out)]
-    assert len(worst) == 3 * n and max(worst) < 1e-12
+    assert len(worst) == (3 + bool(standin)) * n and max(worst) < 1e-12
+
+
+@pytest.mark.gpu
+def test_nccl_on_one_gpu():
+    """A real GPU: NCCL with one rank (it refuses two ranks on one GPU)."""
+    code, out, _ = run_mpi(1, "device", timeout=120)
+    assert code == 0, out
+    assert "rank 0 nccl available: True" in out, out
+    for name in DEVICE_CHECKS:
+        assert f"rank 0 ok {name} [cuda:0]" in out, out
 
 
 def test_a_failing_rank_ends_the_job_within_seconds():
@@ -246,3 +270,62 @@ def test_sampler_checks_its_arguments():
         DistributedSampler(range(5), num_replicas=0, rank=0)
     with pytest.raises(RuntimeError, match="init_process_group"):
         DistributedSampler(range(5))
+
+
+# ------------------------------------------------------------------ examples/train.py
+
+TRAIN = ROOT / "examples" / "train.py"
+TINY_RUN = ["--limit", "32", "--batch-size", "16", "--scheduler", "none", "--no-progress"]
+
+
+def _metrics(out: pathlib.Path) -> list[dict]:
+    import json
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def _train_mpi(n: int, out: pathlib.Path, *args: str) -> str:
+    mpiexec = _mpiexec()
+    if mpiexec is None or importlib_util.find_spec("mpi4py") is None:
+        pytest.skip("needs the distributed extra (mpi4py and the mpich wheel's mpiexec)")
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    result = subprocess.run([mpiexec, "-n", str(n), sys.executable, str(TRAIN), *TINY_RUN,
+                             "--out", str(out), *args], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_train_py_under_mpiexec_writes_once_and_resumes_exactly(tmp_path):
+    """Two ranks: rank 0 alone prints the accuracy line and writes the files; stopped
+    after epoch 1 and resumed, the run equals the uninterrupted one."""
+    import json
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    out = _train_mpi(2, straight, "--epochs", "2")
+    assert out.count("test accuracy:") == 1 and out.count("epoch   2/2") == 1, out
+    final = json.loads((straight / "final.json").read_text())
+    assert final["ranks"] == 2 and final["epochs"] == 2
+    ckpt = tg.load(straight / "checkpoint.npz")
+    states = [json.loads(s) for s in ckpt["rng"]["ranks"]]
+    assert len(states) == 2 and states[0]["loader"]["seed"] != states[1]["loader"]["seed"]
+    assert all(not k.startswith("module.") for k in ckpt["model"])  # the plain model's keys
+    assert (straight / "curves.png").exists()
+
+    _train_mpi(2, resumed, "--epochs", "1")
+    out = _train_mpi(2, resumed, "--epochs", "2", "--resume")
+    assert out.count("resuming resnet20 on digits after epoch 1") == 1, out
+    assert _metrics(resumed) == _metrics(straight)
+
+
+def test_train_py_refuses_a_batch_that_does_not_split():
+    sys.path.insert(0, str(TRAIN.parent))
+    try:
+        import train as script
+    finally:
+        sys.path.remove(str(TRAIN.parent))
+    args = script.parse_args(["--batch-size", "64", "--limit", "8"])
+    three = types.SimpleNamespace(enabled=True, rank=0, size=3, main=True)
+    with pytest.raises(script.UsageError, match="--batch-size 64 does not split over 3 ranks"):
+        script.run(args, three)

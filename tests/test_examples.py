@@ -21,6 +21,8 @@ import pytest
 
 import tensorgrad as tg
 
+pytestmark = pytest.mark.cpu_only  # the scripts on the CPU (train.py on a device: test_train)
+
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -50,9 +50,10 @@ def test_grad_of_a_non_leaf_and_of_several_outputs():
     np.testing.assert_allclose(gh.numpy(), [4.0, 4.0])
 
 
-def test_grad_outputs_weight_a_non_scalar_output():
+def test_grad_outputs_weight_a_non_scalar_output(device):
     x = f64(1.0, 2.0)
-    (g,) = tg.autograd.grad(x * x, x, grad_outputs=tg.tensor([10.0, 100.0], dtype=tg.float64))
+    (g,) = tg.autograd.grad(x * x, x,
+                            grad_outputs=tg.tensor([10.0, 100.0], dtype=tg.float64, device=device))
     np.testing.assert_allclose(g.numpy(), [20.0, 400.0])
     with pytest.raises(RuntimeError, match="only for scalar outputs"):
         tg.autograd.grad(x * x, x)
@@ -95,9 +96,9 @@ def test_backward_inputs_accumulates_only_into_them():
     np.testing.assert_allclose(x.grad.numpy(), [5.0, 6.0])
 
 
-def test_autograd_backward_with_grad_tensors():
+def test_autograd_backward_with_grad_tensors(device):
     x = f64(1.0, 2.0)
-    tg.autograd.backward([x * 3.0], [tg.tensor([1.0, 10.0], dtype=tg.float64)])
+    tg.autograd.backward([x * 3.0], [tg.tensor([1.0, 10.0], dtype=tg.float64, device=device)])
     np.testing.assert_allclose(x.grad.numpy(), [3.0, 30.0])
 
 
@@ -128,9 +129,9 @@ def cubic(a):
     return (a * a * a).sum()
 
 
-def test_hessian_jacobian_and_products_of_a_cubic():
+def test_hessian_jacobian_and_products_of_a_cubic(device):
     x = f64(1.0, -2.0, 0.5, requires_grad=False)
-    v = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64)
+    v = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, device=device)
     np.testing.assert_allclose(AF.hessian(cubic, x).numpy(), np.diag(6 * x.numpy()))
     np.testing.assert_allclose(AF.jacobian(lambda a: a * a, x).numpy(), np.diag(2 * x.numpy()))
     out, hv = AF.hvp(cubic, x, v)
@@ -153,9 +154,9 @@ def test_jacobian_of_two_inputs_is_a_tuple_of_blocks():
 @settings(max_examples=10)
 @given(x=tensors(st.tuples(st.integers(1, 4)), min_value=-2, max_value=2),
        v=st.lists(st.floats(-2, 2), min_size=4, max_size=4))
-def test_hvp_matches_finite_differences_of_the_gradient(x, v):
+def test_hvp_matches_finite_differences_of_the_gradient(x, v, device):
     f = lambda a: (a.tanh() * a).sum()  # noqa: E731
-    vt = tg.tensor(np.array(v[:x.shape[0]]), dtype=tg.float64)
+    vt = tg.tensor(np.array(v[:x.shape[0]]), dtype=tg.float64, device=device)
     _, hv = AF.hvp(f, x, vt)
     eps = 1e-6
 
@@ -163,8 +164,8 @@ def test_hvp_matches_finite_differences_of_the_gradient(x, v):
         (g,) = tg.autograd.grad(f(a), a)
         return g.numpy()
 
-    plus = tg.tensor(x.numpy() + eps * vt.numpy(), requires_grad=True)
-    minus = tg.tensor(x.numpy() - eps * vt.numpy(), requires_grad=True)
+    plus = tg.tensor(x.numpy() + eps * vt.numpy(), requires_grad=True, device=device)
+    minus = tg.tensor(x.numpy() - eps * vt.numpy(), requires_grad=True, device=device)
     numeric = (gradient(plus) - gradient(minus)) / (2 * eps)
     np.testing.assert_allclose(hv.numpy(), numeric, rtol=1e-5, atol=1e-7)
 

@@ -8,6 +8,11 @@ input), a strategy of keyword parameters given those shapes, the input domain an
 points (kinks) the inputs keep away from. To add ops, append ``OpCase``s to ``OPS`` in a
 section of their own, above the tests at the bottom of the file. Shapes stay tiny:
 gradgradcheck perturbs every element of every input and upstream gradient.
+
+Each case is also gradchecked, and the first derivatives that the recording backward
+(create_graph) computes must equal the plain backward's: gradgradcheck alone would accept
+a consistently wrong recorded first derivative. A few elementwise ops are checked to
+third order (gradgradcheck of their recorded first derivatives).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ class OpCase:
     valid: Callable | None = None  # (*arrays, **params) -> bool: skip ties etc.
     # shapes and params drawn together (when params fix the shapes, as an index does)
     joint: Callable[[], st.SearchStrategy] | None = None
-    tolerances: dict = field(default_factory=dict)  # for gradgradcheck
+    tolerances: dict = field(default_factory=dict)  # for gradcheck and gradgradcheck
 
     def domain_of(self, i: int) -> tuple:
         return self.domain[i] if isinstance(self.domain[0], tuple) else self.domain
@@ -138,7 +143,8 @@ OPS += [
     OpCase("minimum", tg.minimum, broadcast_shapes, valid=apart),
     OpCase("remainder", lambda a, b: a % b, broadcast_shapes,
            domain=((-3.0, 3.0), (0.5, 2.0)), valid=off_integer_quotients),
-    OpCase("where", lambda a, b, cond: tg.where(tg.tensor(cond), a, b), broadcast_shapes,
+    OpCase("where", lambda a, b, cond: tg.where(tg.tensor(cond, device=a.device), a, b),
+           broadcast_shapes,
            params=_where_params),
     # floor_divide is piecewise constant (no graph): it must leave the product alone
     OpCase("floor_divide_constant", lambda a: a * tg.ops.floor_divide(a.detach(), 0.7),
@@ -152,11 +158,12 @@ OPS += [
 def matmul_shapes(draw):
     """1-D, 2-D and batched operands, batch dims broadcasting against each other."""
     n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
-    kind = draw(st.sampled_from(["vv", "mv", "vm", "mm", "batched", "bv", "vb"]))
+    kind = draw(st.sampled_from(["vv", "mv", "vm", "mm", "batched", "bm", "bv", "vb"]))
     ba, bb = draw(broadcastable_shapes(n=2, min_dims=1, max_dims=2, max_side=2))
     return {
         "vv": [(k,), (k,)], "mv": [(n, k), (k,)], "vm": [(k,), (k, m)],
         "mm": [(n, k), (k, m)], "batched": [ba + (n, k), bb + (k, m)],
+        "bm": [ba + (n, k), (k, m)],  # one matrix for a batch: backward folds the batch
         "bv": [ba + (n, k), (k,)], "vb": [(k,), bb + (k, m)],
     }[kind]
 
@@ -369,9 +376,9 @@ def _ids(c: OpCase) -> str:
 @pytest.mark.parametrize("case", OPS, ids=_ids)
 @settings(max_examples=10)
 @given(data=st.data())
-def test_gradgradcheck(case, data):
+def test_gradgradcheck(case, data, device):
     xs, params = draw_case(case, data)
-    inputs = [tg.tensor(x, requires_grad=True) for x in xs]
+    inputs = [tg.tensor(x, requires_grad=True, device=device) for x in xs]
     fn = lambda *ts: case.fn(*ts, **params)  # noqa: E731
     # gradgradcheck differentiates the first derivatives that the recording backward
     # computes: that they are right is gradcheck's part and the comparison's below
@@ -383,7 +390,7 @@ def test_gradgradcheck(case, data):
 def assert_recorded_backward_matches(fn: Callable, inputs: list) -> None:
     """The backward on traced arrays (create_graph) gives the raw backward's values."""
     y = fn(*inputs)
-    w = tg.tensor(np.random.default_rng(0).standard_normal(y.shape))
+    w = tg.tensor(np.random.default_rng(0).standard_normal(y.shape), device=y.device)
     loss = (y * w).sum()
     plain = tg.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
     recorded = tg.autograd.grad(loss, inputs, create_graph=True, allow_unused=True)
@@ -403,7 +410,7 @@ def first_derivatives(fn: Callable) -> Callable:
     of fn's third derivatives."""
     def d(*xs):
         y = fn(*xs)
-        w = tg.tensor(np.linspace(-1.0, 1.5, y.numel()).reshape(y.shape))
+        w = tg.tensor(np.linspace(-1.0, 1.5, y.numel()).reshape(y.shape), device=y.device)
         return tg.autograd.grad((y * w).sum(), xs, create_graph=True)
 
     return d
@@ -416,15 +423,15 @@ THIRD_ORDER = [c for c in OPS if c.name in ("mul", "div", "pow_tensor", "pow_sca
 @pytest.mark.parametrize("case", THIRD_ORDER, ids=_ids)
 @settings(max_examples=5)
 @given(data=st.data())
-def test_third_order(case, data):
+def test_third_order(case, data, device):
     xs, params = draw_case(case, data)
-    inputs = [tg.tensor(x, requires_grad=True) for x in xs]
+    inputs = [tg.tensor(x, requires_grad=True, device=device) for x in xs]
     fn = first_derivatives(lambda *ts: case.fn(*ts, **params))
     assert tg.gradgradcheck(fn, inputs, **case.tolerances)
 
 
-def test_third_derivative_of_tanh_is_the_closed_form():
-    x = tg.tensor(np.array([-1.2, 0.3, 2.0]), requires_grad=True)
+def test_third_derivative_of_tanh_is_the_closed_form(device):
+    x = tg.tensor(np.array([-1.2, 0.3, 2.0]), requires_grad=True, device=device)
     (g1,) = tg.autograd.grad(x.tanh().sum(), x, create_graph=True)
     (g2,) = tg.autograd.grad(g1.sum(), x, create_graph=True)
     (g3,) = tg.autograd.grad(g2.sum(), x)
@@ -435,9 +442,9 @@ def test_third_derivative_of_tanh_is_the_closed_form():
 # ------------------------------------------------------------ spot checks
 
 
-def test_second_derivative_through_a_float32_cast():
+def test_second_derivative_through_a_float32_cast(device):
     # y = (float32(x))³: the casts are ToCopy both ways; d²y/dx² = 6x, in float32 precision
-    x = tg.tensor(np.array([0.5, -1.25, 2.0]), requires_grad=True)
+    x = tg.tensor(np.array([0.5, -1.25, 2.0]), requires_grad=True, device=device)
     (g,) = tg.autograd.grad((x.float() ** 3).sum(), x, create_graph=True)
     assert g.dtype == tg.float64 and g.grad_fn is not None
     (h,) = tg.autograd.grad(g.sum(), x)
@@ -446,29 +453,30 @@ def test_second_derivative_through_a_float32_cast():
     np.testing.assert_allclose(h.numpy(), 6 * x.numpy(), rtol=1e-6)
 
 
-def test_index_add_accumulates_repeats_and_gathers_back():
-    base = tg.tensor(np.zeros((3, 2)), requires_grad=True)
-    values = tg.tensor(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), requires_grad=True)
+def test_index_add_accumulates_repeats_and_gathers_back(device):
+    base = tg.tensor(np.zeros((3, 2)), requires_grad=True, device=device)
+    values = tg.tensor(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), requires_grad=True,
+                       device=device)
     out = index_add(base, np.array([0, 2, 0]), values)
     np.testing.assert_array_equal(out.numpy(), [[6.0, 8.0], [0.0, 0.0], [3.0, 4.0]])
     g = np.array([[1.0, -1.0], [2.0, -2.0], [3.0, -3.0]])
-    out.backward(tg.tensor(g))
+    out.backward(tg.tensor(g, device=device))
     np.testing.assert_array_equal(base.grad.numpy(), g)
     np.testing.assert_array_equal(values.grad.numpy(), g[[0, 2, 0]])
 
 
-def test_getitem_second_derivative_accumulates_repeated_indices():
+def test_getitem_second_derivative_accumulates_repeated_indices(device):
     # f = Σ x[i]³ over i = (0, 0, 2): d²f/dx² = 6 x · (count of i)
-    x = tg.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    x = tg.tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True, device=device)
     (g,) = tg.autograd.grad((x[np.array([0, 0, 2])] ** 3).sum(), x, create_graph=True)
     (h,) = tg.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(h.numpy(), 6 * x.numpy() * np.array([2, 0, 1]))
 
 
-def test_dropout_second_derivative_uses_the_forward_mask():
+def test_dropout_second_derivative_uses_the_forward_mask(device):
     # d²/dx² Σ dropout(x)² = 2 mask²: the mask is a constant of the graph
     tg.manual_seed(5)
-    x = tg.tensor(np.linspace(0.5, 2.0, 40), requires_grad=True)
+    x = tg.tensor(np.linspace(0.5, 2.0, 40), requires_grad=True, device=device)
     y = F.dropout(x, 0.5)
     mask = y.numpy() / x.numpy()
     (g,) = tg.autograd.grad((y * y).sum(), x, create_graph=True)

@@ -229,28 +229,30 @@ def index_for(draw, shape: tuple[int, ...], axis: int, size: int, distinct: bool
 
 @EXAMPLES
 @given(data=st.data())
-def test_gather(data):
+def test_gather(data, device):
     shape = data.draw(small_shapes(min_dims=1), label="shape")
     axis = data.draw(st.integers(0, len(shape) - 1), label="axis")
-    index = tg.tensor(data.draw(index_for(shape, axis, shape[axis], False), label="index"))
+    index = tg.tensor(data.draw(index_for(shape, axis, shape[axis], False), label="index"),
+                      device=device)
     x = leaf(data.draw(arrays(shape), label="x"))
     check(lambda a: tg.gather(a, axis - len(shape), index) ** 2, x)
 
 
 @EXAMPLES
 @given(data=st.data())
-def test_scatter_and_scatter_add(data):
+def test_scatter_and_scatter_add(data, device):
     shape = data.draw(small_shapes(min_dims=1), label="shape")
     axis = data.draw(st.integers(0, len(shape) - 1), label="axis")
     distinct = index_for(shape, axis, shape[axis], True)
-    index = tg.tensor(data.draw(distinct, label="index"))
+    index = tg.tensor(data.draw(distinct, label="index"), device=device)
     # src may be larger than index (only its leading block is read)
     src_shape = tuple(n + data.draw(st.integers(0, 1)) for n in index.shape)
     x = leaf(data.draw(arrays(shape), label="x"))
     src = leaf(data.draw(arrays(src_shape), label="src"))
     check(lambda a, s: tg.scatter(a, axis, index, s) ** 2, x, src)
     check(lambda a: tg.scatter(a, axis, index, value=1.5) ** 2, x)
-    repeats = tg.tensor(data.draw(index_for(shape, axis, shape[axis], False), label="repeats"))
+    repeats = tg.tensor(data.draw(index_for(shape, axis, shape[axis], False), label="repeats"),
+                        device=device)
     src = leaf(data.draw(arrays(repeats.shape), label="src_add"))
     check(lambda a, s: tg.scatter_add(a, axis, repeats, s) ** 2, x, src)
 
@@ -270,10 +272,10 @@ def test_sort_topk(data):
 
 @EXAMPLES
 @given(data=st.data())
-def test_masked_fill(data):
+def test_masked_fill(data, device):
     shape = data.draw(small_shapes(), label="shape")
     mask = tg.tensor(data.draw(hnp.arrays(bool, shape[data.draw(st.integers(0, len(shape))):]),
-                               label="mask"))
+                               label="mask"), device=device)
     x = leaf(data.draw(arrays(shape), label="x"))
     value = leaf(np.array(0.75))
     check(lambda a, v: tg.masked_fill(a, mask, v) ** 2, x, value)

@@ -8,6 +8,8 @@ import pytest
 
 from tensorgrad import host_memory
 
+pytestmark = pytest.mark.cpu_only  # the host's allocator
+
 glibc = pytest.mark.skipif(not host_memory._glibc(), reason="mallopt is glibc's")
 
 # Allocate, touch and free two 8 MiB arrays a number of times, as a batch-norm step

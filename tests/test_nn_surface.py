@@ -67,9 +67,9 @@ def test_constructor_defaults_and_repr(cls, defaults, text):
         assert repr(cls()) == text
 
 
-def test_activation_layers_compute_their_formulas():
+def test_activation_layers_compute_their_formulas(device):
     x = np.linspace(-3, 3, 13)
-    t = tg.tensor(x)
+    t = tg.tensor(x, device=device)
     np.testing.assert_array_equal(nn.LeakyReLU(0.2)(t).numpy(), np.where(x > 0, x, 0.2 * x))
     np.testing.assert_allclose(nn.ELU(0.5)(t).numpy(), np.where(x > 0, x, 0.5 * np.expm1(x)),
                                rtol=1e-15)
@@ -82,19 +82,21 @@ def test_activation_layers_compute_their_formulas():
         nn.GELU("fast")
 
 
-def test_softmax_layers():
+def test_softmax_layers(device):
     x = np.random.default_rng(0).standard_normal((2, 3, 4))
     e = np.exp(x - x.max(axis=2, keepdims=True))
     want = e / e.sum(axis=2, keepdims=True)
-    np.testing.assert_allclose(nn.Softmax(dim=-1)(tg.tensor(x)).numpy(), want, rtol=1e-14)
-    np.testing.assert_allclose(nn.LogSoftmax(dim=2)(tg.tensor(x)).numpy(), np.log(want),
+    np.testing.assert_allclose(nn.Softmax(dim=-1)(tg.tensor(x, device=device)).numpy(), want,
+                               rtol=1e-14)
+    np.testing.assert_allclose(nn.LogSoftmax(dim=2)(tg.tensor(x, device=device)).numpy(),
+                               np.log(want),
                                rtol=1e-13)
     assert repr(nn.Softmax(dim=1)) == "Softmax(dim=1)"
 
 
 @pytest.mark.parametrize("shape, dim", [((5,), 0), ((2, 3), 1), ((2, 3, 4), 0), ((2, 3, 4, 5), 1)])
-def test_softmax_without_dim_takes_pytorchs_legacy_dim_and_warns(shape, dim):
-    x = tg.tensor(np.random.default_rng(1).standard_normal(shape))
+def test_softmax_without_dim_takes_pytorchs_legacy_dim_and_warns(shape, dim, device):
+    x = tg.tensor(np.random.default_rng(1).standard_normal(shape), device=device)
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
         out = nn.Softmax()(x)
     np.testing.assert_allclose(out.numpy().sum(axis=dim), 1.0, rtol=1e-14)
@@ -104,10 +106,10 @@ def test_softmax_without_dim_takes_pytorchs_legacy_dim_and_warns(shape, dim):
 
 
 @pytest.mark.parametrize("shape", [(64, 32, 3, 5), (256, 2, 2)])
-def test_dropout2d_zeroes_whole_channels(shape):
+def test_dropout2d_zeroes_whole_channels(shape, device):
     tg.manual_seed(3)
     layer = nn.Dropout2d(p=0.25)
-    x = tg.ones(*shape, requires_grad=True)
+    x = tg.ones(*shape, requires_grad=True, device=device)
     y = layer(x).numpy()
     planes = y.reshape(*shape[:-2], -1)
     dropped = np.all(planes == 0, axis=-1)
@@ -120,20 +122,20 @@ def test_dropout2d_zeroes_whole_channels(shape):
     assert layer(x) is x
 
 
-def test_dropout2d_errors():
+def test_dropout2d_errors(device):
     with pytest.raises(ValueError, match=r"\(N, C, H, W\) or \(C, H, W\)"):
-        nn.Dropout2d()(tg.ones(4, 5))
+        nn.Dropout2d()(tg.ones(4, 5, device=device))
     with pytest.raises(ValueError, match="between 0 and 1"):
         nn.Dropout2d(1.5)
 
 
-def test_nll_loss_layer_with_weight_and_ignore_index():
+def test_nll_loss_layer_with_weight_and_ignore_index(device):
     logp = np.log(np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]]))
-    t = tg.tensor(np.array([1, 0, -100]))
-    layer = nn.NLLLoss(weight=tg.tensor(np.array([2.0, 1.0])))
+    t = tg.tensor(np.array([1, 0, -100]), device=device)
+    layer = nn.NLLLoss(weight=tg.tensor(np.array([2.0, 1.0]), device=device))
     # -(1·log 0.8 + 2·log 0.6) / (1 + 2); the ignored third sample counts nowhere
     want = -(np.log(0.8) + 2 * np.log(0.6)) / 3
-    assert layer(tg.tensor(logp), t).item() == pytest.approx(want, rel=1e-14)
+    assert layer(tg.tensor(logp, device=device), t).item() == pytest.approx(want, rel=1e-14)
     assert list(layer.state_dict()) == ["weight"]
     assert list(nn.NLLLoss().state_dict()) == []
 
@@ -141,10 +143,10 @@ def test_nll_loss_layer_with_weight_and_ignore_index():
 # ------------------------------------------------------------------ ModuleDict
 
 
-def test_module_dict_registers_and_behaves_like_a_dict():
-    d = nn.ModuleDict({"conv": nn.Conv2d(1, 2, 3), "act": nn.ReLU()})
-    d["fc"] = nn.Linear(2, 3)
-    d.update([("norm", nn.BatchNorm1d(3))])
+def test_module_dict_registers_and_behaves_like_a_dict(device):
+    d = nn.ModuleDict({"conv": nn.Conv2d(1, 2, 3), "act": nn.ReLU()}).to(device)
+    d["fc"] = nn.Linear(2, 3).to(device)
+    d.update([("norm", nn.BatchNorm1d(3).to(device))])
     assert list(d) == list(d.keys()) == ["conv", "act", "fc", "norm"]
     assert len(d) == 4 and "fc" in d and "missing" not in d
     assert isinstance(d["fc"], nn.Linear)
@@ -159,11 +161,11 @@ def test_module_dict_registers_and_behaves_like_a_dict():
     assert len(d) == 0 and list(d.parameters()) == []
 
 
-def test_module_dict_in_a_model_trains_and_moves_with_it():
+def test_module_dict_in_a_model_trains_and_moves_with_it(device):
     class Heads(nn.Module):
         def __init__(self):
             super().__init__()
-            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 2)})
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1), "b": nn.Linear(3, 2)}).to(device)
 
         def forward(self, x, head):
             return self.heads[head](x)
@@ -171,15 +173,15 @@ def test_module_dict_in_a_model_trains_and_moves_with_it():
     model = Heads()
     assert [n for n, _ in model.named_parameters()] == [
         "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
-    model(tg.randn(4, 3), "b").sum().backward()
+    model(tg.randn(4, 3, device=device), "b").sum().backward()
     assert model.heads["a"].weight.grad is None and model.heads["b"].weight.grad is not None
     model.eval()
     assert not model.heads["b"].training
-    assert repr(nn.ModuleDict({"a": nn.ReLU()})) == "ModuleDict(\n  (a): ReLU()\n)"
+    assert repr(nn.ModuleDict({"a": nn.ReLU()}).to(device)) == "ModuleDict(\n  (a): ReLU()\n)"
 
 
-def test_module_dict_errors_change_nothing():
-    d = nn.ModuleDict({"a": nn.ReLU()})
+def test_module_dict_errors_change_nothing(device):
+    d = nn.ModuleDict({"a": nn.ReLU()}).to(device)
     with pytest.raises(TypeError, match="keys must be strings"):
         d[1] = nn.ReLU()
     with pytest.raises(TypeError, match="is not a Module subclass"):
@@ -196,14 +198,14 @@ def test_module_dict_errors_change_nothing():
 # ------------------------------------------------------------------ backward hooks
 
 
-def test_full_backward_hook_sees_grad_input_and_grad_output():
+def test_full_backward_hook_sees_grad_input_and_grad_output(device):
     rng = np.random.default_rng(2)
-    layer = nn.Linear(4, 2)
+    layer = nn.Linear(4, 2).to(device)
     calls = []
     layer.register_full_backward_hook(lambda m, gi, go: calls.append((m, gi, go)))
-    x = tg.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    x = tg.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True, device=device)
     g = rng.standard_normal((3, 2)).astype(np.float32)
-    layer(x).backward(tg.tensor(g))
+    layer(x).backward(tg.tensor(g, device=device))
     assert len(calls) == 1
     module, grad_input, grad_output = calls[0]
     assert module is layer and isinstance(grad_input, tuple) and isinstance(grad_output, tuple)
@@ -214,10 +216,10 @@ def test_full_backward_hook_sees_grad_input_and_grad_output():
     np.testing.assert_allclose(x.grad.numpy(), g @ layer.weight.numpy(), rtol=1e-6)
 
 
-def test_full_backward_hook_may_replace_grad_input():
-    layer = nn.Linear(3, 2)
+def test_full_backward_hook_may_replace_grad_input(device):
+    layer = nn.Linear(3, 2).to(device)
     layer.register_full_backward_hook(lambda m, gi, go: (gi[0] * 3,))
-    x = tg.randn(5, 3, requires_grad=True)
+    x = tg.randn(5, 3, requires_grad=True, device=device)
     layer(x).sum().backward()
     want = 3 * np.ones((5, 2), np.float32) @ layer.weight.numpy()
     np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-6)
@@ -231,12 +233,12 @@ class Product(nn.Module):
         return a * b * scale
 
 
-def test_grad_input_has_one_slot_per_tensor_input_none_where_no_gradient():
+def test_grad_input_has_one_slot_per_tensor_input_none_where_no_gradient(device):
     seen = []
     m = Product()
     m.register_full_backward_hook(lambda mod, gi, go: seen.append(gi))
-    a = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
-    b = tg.tensor(np.array([3.0, 5.0]))  # needs no gradient
+    a = tg.tensor(np.array([1.0, 2.0]), requires_grad=True, device=device)
+    b = tg.tensor(np.array([3.0, 5.0]), device=device)  # needs no gradient
     m(a, 2.0, b).sum().backward()
     (grad_input,) = seen
     assert len(grad_input) == 2 and grad_input[1] is None  # the float 2.0 has no slot
@@ -248,27 +250,27 @@ def test_grad_input_has_one_slot_per_tensor_input_none_where_no_gradient():
     assert a.grad is None
 
 
-def test_hook_fires_with_none_when_no_input_requires_grad():
-    layer = nn.Linear(2, 2)
+def test_hook_fires_with_none_when_no_input_requires_grad(device):
+    layer = nn.Linear(2, 2).to(device)
     seen = []
     layer.register_full_backward_hook(lambda m, gi, go: seen.append((gi, go)))
-    layer(tg.ones(1, 2)).sum().backward()
+    layer(tg.ones(1, 2, device=device)).sum().backward()
     assert len(seen) == 1 and seen[0][0] == (None,)
     np.testing.assert_array_equal(seen[0][1][0].numpy(), [[1.0, 1.0]])
     assert layer.weight.grad is not None
 
 
-def test_hooks_chain_run_per_call_and_are_removable():
+def test_hooks_chain_run_per_call_and_are_removable(device):
     order = []
-    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1))
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 1)).to(device)
     h0 = net[0].register_full_backward_hook(lambda m, gi, go: order.append("first"))
     net[2].register_full_backward_hook(lambda m, gi, go: order.append("last"))
     net.register_full_backward_hook(lambda m, gi, go: order.append("net"))
-    x = tg.randn(3, 2, requires_grad=True)
+    x = tg.randn(3, 2, requires_grad=True, device=device)
     net(x).sum().backward()
     assert order == ["last", "first", "net"]  # backward visits the later layer first
     order.clear()
-    shared = nn.Linear(2, 2)
+    shared = nn.Linear(2, 2).to(device)
     shared.register_full_backward_hook(lambda m, gi, go: order.append("shared"))
     shared(shared(x)).sum().backward()
     assert order == ["shared", "shared"]
@@ -282,7 +284,7 @@ def test_hooks_chain_run_per_call_and_are_removable():
     assert order == []
 
 
-def test_hook_sees_tuple_outputs():
+def test_hook_sees_tuple_outputs(device):
     Pair = namedtuple("Pair", ["left", "right"])
 
     class Split(nn.Module):
@@ -292,7 +294,7 @@ def test_hook_sees_tuple_outputs():
     seen = []
     m = Split()
     m.register_full_backward_hook(lambda mod, gi, go: seen.append((gi, go)))
-    x = tg.randn(2, requires_grad=True)
+    x = tg.randn(2, requires_grad=True, device=device)
     out = m(x)
     assert isinstance(out, Pair)
     (out.left.sum() + 10 * out.right.sum()).backward()
@@ -302,20 +304,20 @@ def test_hook_sees_tuple_outputs():
     np.testing.assert_array_equal(gi[0].numpy(), [32, 32])
 
 
-def test_bad_hook_results_are_refused():
-    layer = nn.Linear(2, 2)
+def test_bad_hook_results_are_refused(device):
+    layer = nn.Linear(2, 2).to(device)
     layer.register_full_backward_hook(lambda m, gi, go: (gi[0], gi[0]))
     with pytest.raises(RuntimeError, match="expected a tuple of 1, got 2"):
-        layer(tg.randn(1, 2, requires_grad=True)).sum().backward()
-    other = nn.Linear(2, 2)
-    other.register_full_backward_hook(lambda m, gi, go: (tg.ones(3),))
+        layer(tg.randn(1, 2, requires_grad=True, device=device)).sum().backward()
+    other = nn.Linear(2, 2).to(device)
+    other.register_full_backward_hook(lambda m, gi, go: (tg.ones(3, device=device),))
     with pytest.raises(RuntimeError, match="changed the size"):
-        other(tg.randn(1, 2, requires_grad=True)).sum().backward()
+        other(tg.randn(1, 2, requires_grad=True, device=device)).sum().backward()
 
 
-def test_no_hooks_no_wrapping():
-    layer = nn.Linear(2, 2)
+def test_no_hooks_no_wrapping(device):
+    layer = nn.Linear(2, 2).to(device)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        y = layer(tg.randn(1, 2))
+        y = layer(tg.randn(1, 2, device=device))
     assert y.grad_fn is not None and "BackwardHook" not in repr(y.grad_fn)

@@ -264,3 +264,13 @@ def test_adaptive_avg_pool_double_backward(out, device):
     x = tg.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 5)), requires_grad=True,
                   device=device)
     assert tg.gradgradcheck(lambda a: F.adaptive_avg_pool2d(a, out) ** 2, [x])
+
+
+def test_max_pool_refuses_pytorchs_positional_dilation():
+    # F.max_pool2d(x, 2, 2, 0, 1) is PyTorch's dilation=1; read as ceil_mode it would
+    # silently change the output size (5x5 -> 3x3 instead of 2x2)
+    x = tg.randn(1, 1, 5, 5)
+    with pytest.raises(TypeError, match="ceil_mode must be a bool.*dilation"):
+        F.max_pool2d(x, 2, 2, 0, 1)
+    assert F.max_pool2d(x, 2, 2, 0, True).shape == (1, 1, 3, 3)
+    assert F.max_pool2d(x, 2, 2, 0).shape == (1, 1, 2, 2)

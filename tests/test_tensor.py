@@ -217,3 +217,12 @@ def test_setitem_without_grad_and_refused_with_grad(device):
     with tg.no_grad():
         w[0] = 1.0
     assert w.numpy()[0] == 1.0
+
+
+def test_numpy_asarray_of_a_tensor_gives_its_values():
+    t = tg.tensor([1.0, 2.0])
+    a = np.asarray(t)
+    assert a.dtype == np.float32 and a.tolist() == [1.0, 2.0]  # not an object array
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    with pytest.raises(RuntimeError, match="requires grad"):
+        np.asarray(tg.ones(2, requires_grad=True))

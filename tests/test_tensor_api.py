@@ -70,12 +70,12 @@ def test_max_min_with_dim_is_values_and_first_indices(ad, keepdim, largest):
 
 
 @given(array_and_dim(with_ties()), st.booleans())
-def test_max_with_dim_sends_the_gradient_to_the_first_index_only(ad, keepdim):
+def test_max_with_dim_sends_the_gradient_to_the_first_index_only(device, ad, keepdim):
     a, dim = ad
     x = t64(a, requires_grad=True)
     values, _ = x.max(dim=dim, keepdim=keepdim)
     g = np.random.default_rng(0).standard_normal(values.shape)
-    values.backward(tg.tensor(g))
+    values.backward(tg.tensor(g, device=device))
     expected = np.zeros_like(a)
     first = np.expand_dims(np.argmax(a, axis=dim), dim)
     np.put_along_axis(expected, first, g if keepdim else np.expand_dims(g, dim), axis=dim)
@@ -89,11 +89,12 @@ def test_max_min_with_dim_gradcheck(ad, keepdim, largest):
     assert tg.gradcheck(lambda t: getattr(t, op)(dim, keepdim).values, [t64(a, True)])
 
 
-def test_the_accuracy_line_of_the_pytorch_tutorials():
-    out = tg.tensor([[0.1, 2.0, 0.3], [5.0, 0.2, 0.1]])  # a batch of 2, the silent case
+def test_the_accuracy_line_of_the_pytorch_tutorials(device):
+    out = tg.tensor([[0.1, 2.0, 0.3], [5.0, 0.2, 0.1]],
+                    device=device)  # a batch of 2, the silent case
     _, pred = out.max(1)
     assert pred.tolist() == [1, 0]
-    _, pred = tg.tensor(np.eye(4, dtype=np.float32)[[3, 1, 2]]).max(1)  # batch of 3
+    _, pred = tg.tensor(np.eye(4, dtype=np.float32)[[3, 1, 2]], device=device).max(1)  # batch of 3
     assert pred.tolist() == [3, 1, 2]
     assert tg.max(out, 1).indices.tolist() == [1, 0]
     assert tg.min(out, dim=1).indices.tolist() == [0, 2]
@@ -119,20 +120,20 @@ def test_max_min_of_a_0d_tensor_along_dim_0():
 
 @pytest.mark.parametrize("dim", [(0, 1), [1], ()])
 @pytest.mark.parametrize("op", ["max", "min"])
-def test_max_min_with_a_tuple_of_dims_point_to_amax_amin(op, dim):
-    x = tg.ones(2, 3)
+def test_max_min_with_a_tuple_of_dims_point_to_amax_amin(op, dim, device):
+    x = tg.ones(2, 3, device=device)
     with pytest.raises(TypeError, match=f"a{op}"):
         getattr(x, op)(dim)
     with pytest.raises(TypeError, match=f"a{op}"):
         getattr(tg, op)(x, dim=dim)
 
 
-def test_max_min_with_dim_errors():
+def test_max_min_with_dim_errors(device):
     with pytest.raises(IndexError, match="out of range"):
-        tg.ones(2, 3).max(2)
+        tg.ones(2, 3, device=device).max(2)
     with pytest.raises(ValueError, match="empty dimension"):
-        tg.zeros(0, 3).max(0)
-    assert tg.zeros(0, 3).max(1).values.shape == (0,)
+        tg.zeros(0, 3, device=device).max(0)
+    assert tg.zeros(0, 3, device=device).max(1).values.shape == (0,)
 
 
 def test_binary_max_min_are_maximum_minimum():
@@ -226,15 +227,15 @@ def test_sort_and_topk_gradcheck(ad, flag, data):
     assert tg.gradcheck(lambda t: t.topk(k, dim, largest=flag).values, [t64(a, True)])
 
 
-def test_sort_puts_nan_last_ascending_and_first_descending():
-    x = tg.tensor([2.0, float("nan"), -1.0])
+def test_sort_puts_nan_last_ascending_and_first_descending(device):
+    x = tg.tensor([2.0, float("nan"), -1.0], device=device)
     assert x.sort().indices.tolist() == [2, 0, 1]
     assert x.sort(descending=True).indices.tolist() == [1, 0, 2]
     assert x.topk(1).indices.tolist() == [1]
 
 
-def test_topk_errors():
-    x = tg.ones(2, 3)
+def test_topk_errors(device):
+    x = tg.ones(2, 3, device=device)
     with pytest.raises(ValueError, match="k=4"):
         x.topk(4)
     with pytest.raises(ValueError, match="k=-1"):
@@ -291,19 +292,19 @@ def gather_case(draw, unique_per_line: bool = False):
 
 
 @given(gather_case())
-def test_gather_matches_the_definition_and_gradcheck(case):
+def test_gather_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, _ = case
-    x, idx = t64(a, True), tg.tensor(index)
+    x, idx = t64(a, True), tg.tensor(index, device=device)
     np.testing.assert_array_equal(x.gather(dim, idx).numpy(), np_gather(a, dim, index))
     np.testing.assert_array_equal(tg.gather(x, dim, idx).numpy(), np_gather(a, dim, index))
     assert tg.gradcheck(lambda t: t.gather(dim, idx), [x])
 
 
 @given(gather_case())
-def test_gather_gradient_accumulates_repeated_indices(case):
+def test_gather_gradient_accumulates_repeated_indices(device, case):
     a, dim, index, _ = case
     x = t64(a, True)
-    x.gather(dim, tg.tensor(index)).sum().backward()
+    x.gather(dim, tg.tensor(index, device=device)).sum().backward()
     counts = np.zeros_like(a)
     for pos in np.ndindex(*index.shape):
         p = list(pos)
@@ -313,9 +314,9 @@ def test_gather_gradient_accumulates_repeated_indices(case):
 
 
 @given(gather_case(unique_per_line=True))
-def test_scatter_matches_the_definition_and_gradcheck(case):
+def test_scatter_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, s = case
-    x, idx, src = t64(a, True), tg.tensor(index), t64(s, True)
+    x, idx, src = t64(a, True), tg.tensor(index, device=device), t64(s, True)
     np.testing.assert_array_equal(x.scatter(dim, idx, src).numpy(),
                                   np_scatter(a, dim, index, s, add=False))
     np.testing.assert_array_equal(x.scatter(dim, idx, 1.5).numpy(),
@@ -326,62 +327,64 @@ def test_scatter_matches_the_definition_and_gradcheck(case):
 
 
 @given(gather_case())
-def test_scatter_add_matches_the_definition_and_gradcheck(case):
+def test_scatter_add_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, s = case
-    x, idx, src = t64(a, True), tg.tensor(index), t64(s, True)
+    x, idx, src = t64(a, True), tg.tensor(index, device=device), t64(s, True)
     np.testing.assert_allclose(x.scatter_add(dim, idx, src).numpy(),
                                np_scatter(a, dim, index, s, add=True), rtol=1e-12)
     assert tg.gradcheck(lambda t, u: tg.scatter_add(t, dim, idx, u), [x, src])
 
 
-def test_gather_scatter_errors():
-    x = tg.zeros(2, 3)
+def test_gather_scatter_errors(device):
+    x = tg.zeros(2, 3, device=device)
     with pytest.raises(IndexError, match="index 3 is out of bounds"):
-        x.gather(1, tg.tensor([[0, 3]]))
+        x.gather(1, tg.tensor([[0, 3]], device=device))
     with pytest.raises(IndexError, match="index -1"):
-        x.gather(1, tg.tensor([[-1, 0]]))
+        x.gather(1, tg.tensor([[-1, 0]], device=device))
     with pytest.raises(ValueError, match="dimensions"):
-        x.gather(1, tg.tensor([0, 1]))
+        x.gather(1, tg.tensor([0, 1], device=device))
     with pytest.raises(ValueError, match="larger"):
-        x.gather(1, tg.zeros(3, 1, dtype=tg.int64))
+        x.gather(1, tg.zeros(3, 1, dtype=tg.int64, device=device))
     with pytest.raises(TypeError, match="integer"):
-        x.gather(1, tg.zeros(2, 1))
+        x.gather(1, tg.zeros(2, 1, device=device))
     with pytest.raises(TypeError, match="dtype"):
-        x.scatter(1, tg.zeros(2, 1, dtype=tg.int64), tg.ones(2, 1, dtype=tg.float64))
+        x.scatter(1, tg.zeros(2, 1, dtype=tg.int64, device=device),
+                  tg.ones(2, 1, dtype=tg.float64, device=device))
     with pytest.raises(ValueError, match="src"):
-        x.scatter_add(1, tg.zeros(2, 2, dtype=tg.int64), tg.ones(2, 1))
+        x.scatter_add(1, tg.zeros(2, 2, dtype=tg.int64, device=device),
+                      tg.ones(2, 1, device=device))
     with pytest.raises(TypeError, match="src"):
-        x.scatter_add(1, tg.zeros(2, 1, dtype=tg.int64), 1.0)
+        x.scatter_add(1, tg.zeros(2, 1, dtype=tg.int64, device=device), 1.0)
 
 
 # ------------------------------------------------------------------ masked_fill
 
 
 @given(st.data())
-def test_masked_fill_matches_numpy_and_gradcheck(data):
+def test_masked_fill_matches_numpy_and_gradcheck(device, data):
     shape = data.draw(shapes(min_dims=1))
     a = data.draw(arrays(shape))
     mshape = shape[data.draw(st.integers(0, len(shape))):]  # broadcasts to shape
     mask = data.draw(arrays(mshape, bool))
     x = t64(a, True)
-    out = x.masked_fill(tg.tensor(mask), -7.0)
+    out = x.masked_fill(tg.tensor(mask, device=device), -7.0)
     np.testing.assert_array_equal(out.numpy(), np.where(mask, -7.0, a))
     assert out.dtype == tg.float64
     value = t64(0.5, True)
-    np.testing.assert_array_equal(tg.masked_fill(x, tg.tensor(mask), value).numpy(),
+    np.testing.assert_array_equal(tg.masked_fill(x, tg.tensor(mask, device=device), value).numpy(),
                                   np.where(mask, 0.5, a))
-    assert tg.gradcheck(lambda t, v: t.masked_fill(tg.tensor(mask), v), [x, value])
+    assert tg.gradcheck(lambda t, v: t.masked_fill(tg.tensor(mask, device=device), v), [x, value])
 
 
-def test_masked_fill_keeps_dtype_and_refuses_bad_masks():
-    x = tg.zeros(2, 3)
-    assert x.masked_fill(tg.ones(3, dtype=tg.bool), 1).dtype == tg.float32
+def test_masked_fill_keeps_dtype_and_refuses_bad_masks(device):
+    x = tg.zeros(2, 3, device=device)
+    assert x.masked_fill(tg.ones(3, dtype=tg.bool, device=device), 1).dtype == tg.float32
     with pytest.raises(TypeError, match="bool"):
-        x.masked_fill(tg.ones(2, 3), 1.0)
+        x.masked_fill(tg.ones(2, 3, device=device), 1.0)
     with pytest.raises(ValueError, match=r"\(4, 2, 3\)"):
-        x.masked_fill(tg.ones(4, 2, 3, dtype=tg.bool), 1.0)
+        x.masked_fill(tg.ones(4, 2, 3, dtype=tg.bool, device=device), 1.0)
     with pytest.raises(ValueError, match="0-d"):
-        x.masked_fill(tg.ones(2, 3, dtype=tg.bool), tg.ones(3))
+        x.masked_fill(tg.ones(2, 3, dtype=tg.bool, device=device), tg.ones(3, device=device))
 
 
 # ------------------------------------------------------------------------- norm
@@ -420,17 +423,17 @@ def test_norm_gradcheck(ad, p, keepdim):
 
 
 @pytest.mark.parametrize("p", [2, "fro", 1, 3, 0.5, float("inf")])
-def test_norm_of_a_zero_vector_has_gradient_zero(p):
-    x = tg.zeros(4, dtype=tg.float64, requires_grad=True)
+def test_norm_of_a_zero_vector_has_gradient_zero(p, device):
+    x = tg.zeros(4, dtype=tg.float64, requires_grad=True, device=device)
     x.norm(p).backward()
     np.testing.assert_array_equal(x.grad.numpy(), 0.0)
 
 
-def test_norm_errors():
+def test_norm_errors(device):
     with pytest.raises(TypeError, match="floating"):
-        tg.tensor([1, 2]).norm()
+        tg.tensor([1, 2], device=device).norm()
     with pytest.raises(ValueError, match="nuc"):
-        tg.ones(2, 2).norm("nuc")
+        tg.ones(2, 2, device=device).norm("nuc")
 
 
 # ------------------------------------------- cumsum, logsumexp, all/any, square
@@ -444,13 +447,13 @@ def test_cumsum_matches_numpy_and_gradcheck(ad):
     assert tg.gradcheck(lambda t: tg.cumsum(t, dim), [x])
 
 
-def test_cumsum_dtypes_and_0d():
-    assert tg.tensor([1, 2, 3]).cumsum(0).tolist() == [1, 3, 6]
-    assert tg.tensor([True, True]).cumsum(0).dtype == tg.int64
-    assert tg.ones(3).cumsum(0).dtype == tg.float32
-    assert tg.tensor(2.0).cumsum(0).item() == 2.0
+def test_cumsum_dtypes_and_0d(device):
+    assert tg.tensor([1, 2, 3], device=device).cumsum(0).tolist() == [1, 3, 6]
+    assert tg.tensor([True, True], device=device).cumsum(0).dtype == tg.int64
+    assert tg.ones(3, device=device).cumsum(0).dtype == tg.float32
+    assert tg.tensor(2.0, device=device).cumsum(0).item() == 2.0
     with pytest.raises(TypeError, match="dim"):
-        tg.ones(3).cumsum()
+        tg.ones(3, device=device).cumsum()
 
 
 @given(array_and_dims(arrays(shapes(min_dims=1))), st.booleans())
@@ -463,8 +466,8 @@ def test_logsumexp_matches_numpy_and_gradcheck(ad, keepdim):
     assert tg.gradcheck(lambda t: tg.logsumexp(t, dims, keepdim), [x])
 
 
-def test_logsumexp_does_not_overflow():
-    x = tg.tensor([1000.0, 1000.0], dtype=tg.float64)
+def test_logsumexp_does_not_overflow(device):
+    x = tg.tensor([1000.0, 1000.0], dtype=tg.float64, device=device)
     assert x.logsumexp(0).item() == pytest.approx(1000.0 + np.log(2.0))
 
 
@@ -497,8 +500,8 @@ def test_flip_matches_numpy_and_gradcheck(a, data):
     assert tg.gradcheck(lambda t: t.flip(dims), [x])
 
 
-def test_flip_is_a_copy():
-    x = tg.tensor([1.0, 2.0])
+def test_flip_is_a_copy(device):
+    x = tg.tensor([1.0, 2.0], device=device)
     y = x.flip(0)
     y.data[0] = 9.0
     assert x.tolist() == [1.0, 2.0]
@@ -515,11 +518,11 @@ def test_repeat_matches_numpy_tile_and_gradcheck(a, data):
     assert tg.gradcheck(lambda t: t.repeat(*sizes), [x])
 
 
-def test_repeat_errors():
+def test_repeat_errors(device):
     with pytest.raises(ValueError, match="at least one per dim"):
-        tg.ones(2, 3).repeat(2)
+        tg.ones(2, 3, device=device).repeat(2)
     with pytest.raises(ValueError, match="non-negative"):
-        tg.ones(2).repeat(-1)
+        tg.ones(2, device=device).repeat(-1)
 
 
 def torch_split_sizes(n, size):  # PyTorch's rule, written out
@@ -550,11 +553,11 @@ def test_split_and_chunk_match_pytorchs_sizes_and_gradcheck(a, data):
         : max(1, len(pieces) - 1)], dim), [x])
 
 
-def test_chunk_may_return_fewer_pieces_and_errors():
-    x = tg.arange(6)
+def test_chunk_may_return_fewer_pieces_and_errors(device):
+    x = tg.arange(6, device=device)
     assert [p.tolist() for p in x.chunk(4)] == [[0, 1], [2, 3], [4, 5]]  # as torch.chunk
     assert [p.tolist() for p in tg.chunk(x, 3)] == [[0, 1], [2, 3], [4, 5]]
-    assert len(tg.zeros(0).chunk(3)) == 3
+    assert len(tg.zeros(0, device=device).chunk(3)) == 3
     with pytest.raises(ValueError, match="add up to 6"):
         x.split([2, 3])
     with pytest.raises(ValueError, match="positive"):
@@ -562,15 +565,15 @@ def test_chunk_may_return_fewer_pieces_and_errors():
     with pytest.raises(ValueError, match="positive"):
         x.split(0)
     with pytest.raises(ValueError, match="0-d"):
-        tg.tensor(1.0).chunk(1)
+        tg.tensor(1.0, device=device).chunk(1)
 
 
 # ------------------------------------------------------------ new_*, type()
 
 
 @pytest.mark.parametrize("dtype", [tg.float64, tg.float32, tg.int64])
-def test_new_creation_takes_dtype_and_device_from_the_tensor(dtype):
-    x = tg.zeros(2, dtype=dtype)
+def test_new_creation_takes_dtype_and_device_from_the_tensor(dtype, device):
+    x = tg.zeros(2, dtype=dtype, device=device)
     assert x.new_zeros(2, 3).dtype == dtype and x.new_zeros((2, 3)).shape == (2, 3)
     assert x.new_ones(3).tolist() == [1, 1, 1] and x.new_ones(3).dtype == dtype
     assert x.new_empty(4).shape == (4,) and x.new_empty(4).dtype == dtype
@@ -586,9 +589,9 @@ def test_new_creation_takes_dtype_and_device_from_the_tensor(dtype):
             x.new_ones(2, requires_grad=True)
 
 
-def test_new_tensor_copies():
+def test_new_tensor_copies(device):
     a = np.array([1.0, 2.0])
-    t = tg.zeros(1).new_tensor(a)
+    t = tg.zeros(1, device=device).new_tensor(a)
     a[0] = 5
     assert t.tolist() == [1.0, 2.0]
 
@@ -596,30 +599,30 @@ def test_new_tensor_copies():
 @pytest.mark.parametrize("dtype,name", [(tg.float32, "FloatTensor"), (tg.float64, "DoubleTensor"),
                                         (tg.float16, "HalfTensor"), (tg.int64, "LongTensor"),
                                         (tg.int32, "IntTensor"), (tg.bool, "BoolTensor")])
-def test_type_names_and_casts(dtype, name):
-    x = tg.zeros(2, dtype=dtype)
+def test_type_names_and_casts(dtype, name, device):
+    x = tg.zeros(2, dtype=dtype, device=device)
     assert x.type() == f"tensorgrad.{name}"
-    y = tg.ones(2).type(f"torch.{name}")
+    y = tg.ones(2, device=device).type(f"torch.{name}")
     assert y.dtype == dtype
-    assert tg.ones(2).type(f"tensorgrad.{name}").dtype == dtype
-    assert tg.ones(2, dtype=tg.int64).type(dtype).dtype == dtype
+    assert tg.ones(2, device=device).type(f"tensorgrad.{name}").dtype == dtype
+    assert tg.ones(2, dtype=tg.int64, device=device).type(dtype).dtype == dtype
     assert x.type(dtype) is x  # already of that type: itself, as PyTorch
 
 
-def test_type_refuses_unknown_names():
+def test_type_refuses_unknown_names(device):
     with pytest.raises(ValueError, match="unknown tensor type"):
-        tg.ones(2).type("torch.FancyTensor")
+        tg.ones(2, device=device).type("torch.FancyTensor")
 
 
 # ------------------------------------------------- tg.* functions and dtype names
 
 
-def test_dtype_aliases():
+def test_dtype_aliases(device):
     assert (tg.long, tg.int, tg.float, tg.double, tg.half, tg.bool) == (
         np.dtype("int64"), np.dtype("int32"), np.dtype("float32"), np.dtype("float64"),
         np.dtype("float16"), np.dtype("bool"))
-    assert tg.tensor([1, 2], dtype=tg.long).dtype == np.int64
-    assert tg.zeros(2).to(tg.double).dtype == np.float64
+    assert tg.tensor([1, 2], dtype=tg.long, device=device).dtype == np.int64
+    assert tg.zeros(2, device=device).to(tg.double).dtype == np.float64
 
 
 X = np.array([[0.5, -1.5, 2.0], [3.0, 0.25, -0.75]])
@@ -686,8 +689,8 @@ def test_randint_and_randperm_are_seeded_and_in_range():
         tg.randint(5)
 
 
-def test_like_creation():
-    x = tg.zeros(2, 3, dtype=tg.float64)
+def test_like_creation(device):
+    x = tg.zeros(2, 3, dtype=tg.float64, device=device)
     assert tg.full_like(x, 4).tolist() == [[4.0] * 3] * 2 and tg.full_like(x, 4).dtype == x.dtype
     r = tg.rand_like(x)
     assert r.shape == x.shape and r.dtype == tg.float64
@@ -698,8 +701,8 @@ def test_like_creation():
 # --------------------------------------------------------- grad mode, devices
 
 
-def test_set_grad_enabled_as_function_context_and_decorator():
-    x = tg.ones(2, requires_grad=True)
+def test_set_grad_enabled_as_function_context_and_decorator(device):
+    x = tg.ones(2, requires_grad=True, device=device)
     try:
         tg.set_grad_enabled(False)  # a plain call switches at once, as torch's
         assert not tg.is_grad_enabled() and not (x * 2).requires_grad
@@ -720,8 +723,8 @@ def test_set_grad_enabled_as_function_context_and_decorator():
     assert tg.is_grad_enabled() and f() is False and tg.is_grad_enabled()
 
 
-def test_inference_mode_is_no_grad():
-    x = tg.ones(2, requires_grad=True)
+def test_inference_mode_is_no_grad(device):
+    x = tg.ones(2, requires_grad=True, device=device)
     with tg.inference_mode():
         assert not (x * 2).requires_grad
     with tg.inference_mode(False):

@@ -59,26 +59,28 @@ class NcclCommunicator:
             raise TypeError(f"NCCL: no reduction for dtype {array.dtype}")
         return array.data.ptr, array.size, self.dtypes[array.dtype.char]
 
-    @staticmethod
-    def _stream() -> int:
-        return backend._cupy.cuda.get_current_stream().ptr
+    def _call(self, name: str, *args) -> None:
+        """``self.comm.<name>(*args, stream)`` on this communicator's GPU and its current
+        stream, where CuPy's later work on these arrays is queued too."""
+        cuda = backend._cupy.cuda
+        with cuda.Device(self.device):
+            getattr(self.comm, name)(*args, cuda.get_current_stream().ptr)
 
     def all_reduce(self, array, op: str) -> None:
         ptr, count, dtype = self._args(array)
-        self.comm.allReduce(ptr, ptr, count, dtype, self.ops[op], self._stream())
+        self._call("allReduce", ptr, ptr, count, dtype, self.ops[op])
 
     def broadcast(self, array, src: int) -> None:
         ptr, count, dtype = self._args(array)
-        self.comm.broadcast(ptr, ptr, count, dtype, src, self._stream())
+        self._call("broadcast", ptr, ptr, count, dtype, src)
 
     def all_gather(self, send, recv) -> None:
-        ptr, count, dtype = self._args(send)
-        self.comm.allGather(ptr, self._args(recv)[0], count, dtype, self._stream())
+        ptr, count, dtype = self._args(send)  # count: the elements each rank sends
+        self._call("allGather", ptr, self._args(recv)[0], count, dtype)
 
     def reduce_scatter(self, send, recv, op: str) -> None:
-        ptr, count, dtype = self._args(recv)
-        self.comm.reduceScatter(self._args(send)[0], ptr, count, dtype, self.ops[op],
-                                self._stream())
+        ptr, count, dtype = self._args(recv)  # count: the elements each rank receives
+        self._call("reduceScatter", self._args(send)[0], ptr, count, dtype, self.ops[op])
 
     def destroy(self) -> None:
         self.comm.destroy()

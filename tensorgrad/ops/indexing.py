@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
+from ..autograd.traced import TracedArray
 from ..backend import get_array_module, is_cupy_array, to_device
 from ..tensor import Tensor
 
@@ -41,6 +42,16 @@ def _is_advanced(index) -> bool:
     return any(hasattr(p, "dtype") and p.dtype.kind in "iu" for p in parts)
 
 
+def zeros_for(g, shape: tuple[int, ...], dtype=None):
+    """Zeros of ``shape`` for a backward to write gradient ``g`` into: ``xp.zeros`` on
+    arrays (it gets zeroed memory from the allocator, no pass over it), a constant
+    traced array under create_graph."""
+    xp = get_array_module(g)
+    if isinstance(g, TracedArray):
+        return xp.zeros_like(g, dtype=dtype, shape=shape)
+    return xp.zeros(shape, g.dtype if dtype is None else dtype)
+
+
 class GetItem(Function):
     differentiable_backward = True
 
@@ -52,9 +63,9 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, g):
         xp = get_array_module(g)
-        # zeros_like(g, shape=...): on the device of g, and recordable under create_graph,
-        # where the writes below become SetItem / IndexAdd (each differentiable again)
-        gx = xp.zeros_like(g, dtype=ctx.dtype, shape=ctx.shape)
+        # under create_graph the writes below are a recorded SetItem / IndexAdd (each
+        # differentiable again)
+        gx = zeros_for(g, ctx.shape, ctx.dtype)
         if _is_advanced(ctx.index):
             xp.add.at(gx, ctx.index, g)
         else:

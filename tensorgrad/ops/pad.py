@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
+from .indexing import zeros_for
 
 
 def _windows(shape: tuple[int, ...], widths: Sequence[tuple[int, int]]):
@@ -61,7 +62,7 @@ class Pad(Function):
         if all(s.stop - s.start == n for s, n in zip(src, ctx.shape)):
             return g[dst]  # nothing cropped: the window of g is the whole gradient
         # a crop: the cropped-away elements of x get 0 (the write is a SetItem when traced)
-        gx = get_array_module(g).zeros_like(g, shape=ctx.shape)
+        gx = zeros_for(g, ctx.shape)
         gx[src] = g[dst]
         return gx
 

@@ -377,6 +377,12 @@ def max_pool2d(x: Tensor, kernel_size: int | Pair, stride: int | Pair | None = N
                padding: int | Pair = 0, ceil_mode: bool = False) -> Tensor:
     """Max over kH×kW windows of ``x`` (N, C, H, W) or (C, H, W); padding counts as -inf.
     ``stride`` defaults to ``kernel_size``."""
+    if not isinstance(ceil_mode, bool):
+        # PyTorch's fifth positional argument is dilation: F.max_pool2d(x, 2, 2, 0, 1)
+        # would silently turn ceil_mode on here, so only a bool is taken for it
+        raise TypeError(f"max_pool2d: ceil_mode must be a bool, got {ceil_mode!r} (PyTorch's "
+                        f"fifth positional argument is dilation, which tensorgrad does not "
+                        f"have: pass ceil_mode=... by keyword)")
     kernel, stride, padding = _check_pool("max_pool2d", x, kernel_size, stride, padding)
     _check_output("max_pool2d", x, kernel, stride, padding, ceil_mode)
     return MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=padding,
