@@ -9,7 +9,8 @@ batch of 64, no augmentation), timed twice, each in fresh processes:
   reference, with 1 thread);
 - ``ddp``: ``mpiexec -n 2``, one thread each, 32 images per rank, SyncBatchNorm and
   DistributedDataParallel (default 25 MiB buckets: ResNet-20's 0.27 M parameters fit
-  in two).
+  in two); and the same with plain BatchNorm (each rank its shard's statistics), to
+  show what SyncBatchNorm's two collectives per layer cost.
 
 The ddp workers time every collective (wrapping ``tensorgrad.distributed``'s functions
 and ``Work.wait``) and report the communication time per step, split into the
@@ -43,7 +44,7 @@ def worker(mode: str, epochs: int, batch: int) -> None:
 
     ranks, rank = 1, 0
     timers: dict[str, float] = {}
-    if mode == "ddp":
+    if mode.startswith("ddp"):
         import tensorgrad.distributed as dist
 
         dist.init_process_group()
@@ -56,8 +57,9 @@ def worker(mode: str, epochs: int, batch: int) -> None:
 
     tg.manual_seed(0)
     model = models.resnet20(num_classes=10, in_channels=1)
-    if mode == "ddp":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if mode.startswith("ddp"):
+        if mode == "ddp":  # "ddp-local-bn": each rank normalises with its shard's statistics
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model)
     optimizer = nn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     local = batch // ranks
@@ -103,7 +105,7 @@ def launch(mode: str, args, threads: int) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     command = [sys.executable, __file__, "--worker", mode, "--epochs", str(args.epochs),
                "--batch", str(args.batch)]
-    if mode == "ddp":
+    if mode.startswith("ddp"):
         mpiexec = Path(sys.executable).parent / "mpiexec"
         command = [str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec"), "-n", "2"] \
             + command
@@ -131,18 +133,22 @@ def main() -> None:
     one = launch("single", args, threads=1)
     single = launch("single", args, threads=2)
     ddp = launch("ddp", args, threads=1)
+    local_bn = launch("ddp-local-bn", args, threads=1)
     comm = ddp["comm_ms_per_step"]
     print(f"ResNet-20, digits, {single['steps']} steps of a global batch of {args.batch}, "
           f"{args.epochs} epoch(s)")
     print(f"{'':24s} {'epoch s':>8s} {'ms/step':>8s}")
     for name, r in (("1 process x 1 thread", one), ("1 process x 2 threads", single),
-                    ("2 ranks x 1 thread", ddp)):
+                    ("2 ranks x 1 thread", ddp), ("  same, plain BatchNorm", local_bn)):
         print(f"{name:24s} {r['epoch_seconds']:8.2f} {r['ms_per_step']:8.1f}")
     print(f"speed-up of 2 ranks: {single['epoch_seconds'] / ddp['epoch_seconds']:.2f}x over "
           f"2 threads, {one['epoch_seconds'] / ddp['epoch_seconds']:.2f}x over 1 thread")
     print("communication per step (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in comm.items())
           + f"; total {sum(comm.values()):.2f} ({100 * sum(comm.values()) / ddp['ms_per_step']:.0f}"
           f"% of a step)")
+    comm = local_bn["comm_ms_per_step"]
+    print("  with plain BatchNorm: " + ", ".join(f"{k} {v:.2f}" for k, v in comm.items())
+          + f"; total {sum(comm.values()):.2f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ hook of tensorgrad.distributed ends the whole job (a non-zero exit).
     PYTHONPATH=tests/standin mpiexec -n 2 python tests/distributed_worker.py all+device
     mpiexec -n 1 python tests/distributed_worker.py device       # a GPU machine: NCCL
     mpiexec -n 2 python tests/distributed_worker.py crash        # rank 1 raises
+    PYTHONPATH=tests/standin python tests/distributed_worker.py nccl-calls  # no GPU needed
 """
 
 from __future__ import annotations
@@ -341,7 +342,98 @@ def check_post_accumulate_hook_order() -> None:
     ok("post-accumulate hook")
 
 
+def check_nccl_calls() -> None:
+    """Without a GPU: the NCCL wrapper against a recording stand-in of ``cupy.cuda.nccl``
+    (run alone, with tests/standin as CuPy): every call has the arguments of CuPy's
+    documented signatures (pointers, element count, NCCL dtype and op, stream), the
+    unique id goes from rank 0 to the communicator, and a non-blocking all-reduce runs
+    on the side stream, fenced by events both ways."""
+    import types
+
+    from tensorgrad import backend
+    from tensorgrad.distributed import nccl as nccl_wrapper
+    from tensorgrad.distributed import process_group
+
+    calls = []
+    cuda = backend._cupy.cuda
+
+    class Stream:
+        ptr = 7
+
+        def wait_event(self, event):
+            calls.append(("wait_event", event.name))
+
+        def __enter__(self):
+            calls.append(("side stream",))
+
+        def __exit__(self, *exc):
+            calls.append(("current stream",))
+
+    class Event:
+        count = 0
+
+        def __init__(self):
+            Event.count += 1
+            self.name = f"event{Event.count}"
+
+        def record(self, stream=None):
+            calls.append(("record", self.name))
+
+    class Communicator:
+        def __init__(self, ndev, unique_id, rank):
+            calls.append(("init", ndev, unique_id, rank))
+
+        def __getattr__(self, name):
+            return lambda *args: calls.append((name,) + args)
+
+    names = ["NCCL_INT8", "NCCL_UINT8", "NCCL_INT32", "NCCL_UINT32", "NCCL_INT64",
+             "NCCL_UINT64", "NCCL_FLOAT16", "NCCL_FLOAT32", "NCCL_FLOAT64", "NCCL_SUM",
+             "NCCL_PROD", "NCCL_MAX", "NCCL_MIN"]
+    fake = types.SimpleNamespace(available=True, get_unique_id=lambda: (1, 2, 3),
+                                 NcclCommunicator=Communicator,
+                                 **{name: 100 + i for i, name in enumerate(names)})
+    cuda.Stream, cuda.Event, cuda.get_current_stream = (lambda non_blocking=False: Stream(),
+                                                        Event, Stream)
+    nccl_wrapper.nccl_module = lambda: fake
+    dist.init_process_group()
+    process_group.default_group().want_nccl = True  # as if CuPy had found NCCL
+
+    t = tg.tensor(np.arange(6.0).reshape(2, 3), device="cuda")
+    ptr = t.data.data.ptr
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    assert calls[:2] == [("init", 1, (1, 2, 3), 0),
+                         ("allReduce", ptr, ptr, 6, fake.NCCL_FLOAT64, fake.NCCL_MAX, 7)], calls
+    del calls[:]
+    dist.all_reduce(t, op=dist.ReduceOp.AVG, async_op=True).wait()
+    assert [c[0] for c in calls] == ["record", "wait_event", "side stream", "allReduce",
+                                     "current stream", "record", "wait_event"], calls
+    ready, done = calls[0][1], calls[5][1]
+    assert calls[1] == ("wait_event", ready) and calls[6] == ("wait_event", done)
+    assert calls[3][3:6] == (6, fake.NCCL_FLOAT64, fake.NCCL_SUM)  # AVG: sum, then / size
+    del calls[:]
+    f32 = tg.zeros(4, device="cuda")
+    dist.broadcast(f32, src=0)
+    out = tg.zeros(1, 4, device="cuda")
+    dist.all_gather_into_tensor(out, f32)
+    dist.reduce_scatter(f32, [tg.ones(4, device="cuda")])
+    p32, pout = f32.data.data.ptr, out.data.data.ptr
+    assert calls[0] == ("broadcast", p32, p32, 4, fake.NCCL_FLOAT32, 0, 7), calls
+    assert calls[1] == ("allGather", p32, pout, 4, fake.NCCL_FLOAT32, 7), calls
+    assert calls[2][0] == "reduceScatter" and calls[2][2:] == (p32, 4, fake.NCCL_FLOAT32,
+                                                                fake.NCCL_SUM, 7), calls
+    try:
+        dist.all_reduce(tg.tensor(np.array([True]), device="cuda"))
+        raise AssertionError("NCCL has no boolean reduction: must raise")
+    except TypeError as e:
+        assert "bool" in str(e)
+    ok("nccl calls")
+    dist.destroy_process_group()
+
+
 def main(mode: str) -> None:
+    if mode == "nccl-calls":
+        check_nccl_calls()
+        return
     dist.init_process_group()
     if mode == "crash":
         dist.barrier()

@@ -91,6 +91,16 @@ def test_multi_process_checks(n, standin):
     assert len(worst) == (3 + bool(standin)) * n and max(worst) < 1e-12
 
 
+def test_nccl_calls_follow_cupys_signatures():
+    """No GPU here: the NCCL wrapper against a recording stand-in of cupy.cuda.nccl
+    (one process, tests/standin as CuPy); the real thing runs in the test below."""
+    pytest.importorskip("mpi4py", reason='needs the distributed extra (pip install -e ".[dev]")')
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "standin"), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, str(WORKER), "nccl-calls"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and "rank 0 ok nccl calls" in out.stdout, out.stdout + out.stderr
+
+
 @pytest.mark.gpu
 def test_nccl_on_one_gpu():
     """A real GPU: NCCL with one rank (it refuses two ranks on one GPU)."""

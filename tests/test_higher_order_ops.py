@@ -483,3 +483,16 @@ def test_dropout_second_derivative_uses_the_forward_mask(device):
     (h,) = tg.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(h.numpy(), 2 * mask**2)
     assert 0 < (mask == 0).sum() < 40  # some dropped, some kept
+
+
+def test_second_derivative_through_a_device_move(device):
+    # y = x · tanh(x moved to the CPU and back): on a GPU both moves are ToCopy nodes,
+    # and d²y/dx² = 2(1 - t²) - 2x·t(1 - t²), t = tanh x
+    x = tg.tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True, device=device)
+    y = x * x.cpu().tanh().to(device)
+    (g,) = tg.autograd.grad(y.sum(), x, create_graph=True)
+    assert g.device == x.device
+    (h,) = tg.autograd.grad(g.sum(), x)
+    t, v = np.tanh(x.numpy()), x.numpy()
+    np.testing.assert_allclose(h.numpy(), 2 * (1 - t * t) - 2 * v * t * (1 - t * t),
+                               rtol=1e-12)

@@ -179,8 +179,12 @@ def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group: Any = None,
     on_host, (data,), to_device = _host(g, buffer)
     if not on_host:
         nccl_op = "sum" if name == "avg" else name
-        g.nccl.all_reduce(data, nccl_op)
-        return _done(Work(finish=_then(mean, write_back)), async_op)
+        if not async_op:
+            g.nccl.all_reduce(data, nccl_op)
+            return _done(Work(finish=_then(mean, write_back)), async_op)
+        with g.nccl.side_stream() as wait_for_it:  # overlaps the kernels queued after it
+            g.nccl.all_reduce(data, nccl_op)
+        return Work(finish=_then(wait_for_it, mean, write_back))
     mpi_op = _mpi_op(g, name, data.dtype)
     if async_op:
         request = g.comm.Iallreduce(g.MPI.IN_PLACE, data, op=mpi_op)

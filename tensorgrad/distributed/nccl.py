@@ -3,14 +3,19 @@
 One communicator per process, on the GPU of the first CUDA tensor it reduces. NCCL
 needs every rank to start from the same unique id: rank 0 makes it and MPI
 broadcasts it. The calls take raw device pointers and are enqueued on CuPy's current
-stream, so later work on that stream sees the result without a host synchronisation
-(and an ``async_op`` handle has nothing left to wait for).
+stream, so later work on that stream sees the result without a host synchronisation.
+A non-blocking all-reduce (DistributedDataParallel's buckets) runs instead on the
+communicator's own stream, after what the current stream has queued so far, so that it
+can overlap the kernels of backward; its ``wait()`` makes the current stream wait for it
+(an event, not a host synchronisation), as PyTorch's NCCL work does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import backend
@@ -39,6 +44,7 @@ class NcclCommunicator:
         unique_id = nccl.get_unique_id() if mpi_comm.Get_rank() == 0 else None
         unique_id = mpi_comm.bcast(unique_id, root=0)
         self.device = device_index
+        self.stream = None  # the side stream of non-blocking calls, made on first use
         with backend._cupy.cuda.Device(device_index):
             self.comm = nccl.NcclCommunicator(mpi_comm.Get_size(), unique_id,
                                               mpi_comm.Get_rank())
@@ -65,6 +71,26 @@ class NcclCommunicator:
         cuda = backend._cupy.cuda
         with cuda.Device(self.device):
             getattr(self.comm, name)(*args, cuda.get_current_stream().ptr)
+
+    @contextlib.contextmanager
+    def side_stream(self) -> Iterator[Callable[[], None]]:
+        """Calls inside run on this communicator's own stream, after the work already
+        queued on the current one; yields what makes the current stream wait for them."""
+        cuda = backend._cupy.cuda
+        with cuda.Device(self.device):
+            if self.stream is None:
+                self.stream = cuda.Stream(non_blocking=True)
+            ready, done = cuda.Event(), cuda.Event()
+            ready.record(cuda.get_current_stream())
+            self.stream.wait_event(ready)
+
+            def wait() -> None:
+                with cuda.Device(self.device):
+                    cuda.get_current_stream().wait_event(done)
+
+            with self.stream:
+                yield wait
+            done.record(self.stream)
 
     def all_reduce(self, array, op: str) -> None:
         ptr, count, dtype = self._args(array)
