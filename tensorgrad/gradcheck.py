@@ -114,6 +114,7 @@ def gradgradcheck(fn: Callable, inputs: Sequence | Tensor, grad_outputs: Sequenc
         raise ValueError(f"gradgradcheck: {len(grad_outputs)} grad_outputs for {len(outs)} "
                          f"differentiable outputs")
     n = len(inputs)
+    _check_recorded_first_derivatives(fn, inputs, wrt, grad_outputs, atol, rtol)
 
     def first_derivatives(*args):
         with enable_grad():  # also when gradcheck evaluates it for finite differences
@@ -125,3 +126,29 @@ def gradgradcheck(fn: Callable, inputs: Sequence | Tensor, grad_outputs: Sequenc
 
     return gradcheck(first_derivatives, inputs + grad_outputs, eps, atol, rtol,
                      _what="gradgradcheck")
+
+
+def _check_recorded_first_derivatives(fn, inputs, wrt, grad_outputs, atol, rtol) -> None:
+    """The first derivatives that create_graph records must be the ones plain backward
+    computes: a recorded backward that gets a value wrong (but consistently) would
+    otherwise pass, since only its derivative is compared with finite differences."""
+    with enable_grad():
+        gs = []
+        for create_graph in (True, False):
+            ys = [o for o in _outputs(fn, inputs) if o.requires_grad]
+            vs = [v.detach() for v in grad_outputs]
+            gs.append(grad(ys, [inputs[i] for i in wrt], vs, create_graph=create_graph,
+                           allow_unused=True))
+    for i, recorded, plain in zip(wrt, *gs):
+        if recorded is None or plain is None:
+            if (recorded is None) != (plain is None):
+                raise GradcheckError(f"gradgradcheck: input {i} gets a gradient only "
+                                     f"{'with' if plain is None else 'without'} create_graph")
+            continue
+        r, p = backend.to_numpy(recorded.data), backend.to_numpy(plain.data)
+        if not np.allclose(r, p, atol=atol, rtol=rtol, equal_nan=True):
+            k = tuple(int(j) for j in np.unravel_index(int(np.argmax(np.abs(r - p))), r.shape))
+            raise GradcheckError(
+                f"gradgradcheck failed for input {i} (shape {r.shape}): the first derivative "
+                f"recorded with create_graph differs from backward's at element {k}: "
+                f"{r[k]:.8g} vs {p[k]:.8g}")

@@ -235,3 +235,19 @@ def test_gradgradcheck_catches_a_wrong_second_derivative():
     assert tg.gradcheck(WrongCube.apply, [x])  # first order is right
     with pytest.raises(tg.GradcheckError, match="gradgradcheck failed for input 0"):
         tg.gradgradcheck(WrongCube.apply, [x])
+
+
+def test_gradgradcheck_catches_a_recorded_first_derivative_that_differs():
+    # the recorded backward returns zeros: its own derivative (zero) is consistent, so
+    # only the comparison with plain backward's first derivative can catch it
+    class TwoFaced(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            if isinstance(g, tg.autograd.traced.TracedArray):
+                return 0 * g * x
+            return 3 * g * x * x
+
+    x = f64(1.0, -2.0)
+    with pytest.raises(tg.GradcheckError, match="recorded with create_graph differs"):
+        tg.gradgradcheck(TwoFaced.apply, [x])

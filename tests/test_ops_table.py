@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -645,6 +645,17 @@ def test_gradcheck(case, data, device):
     xs, params = draw_case(case, data)
     inputs = [tg.tensor(x, device=device, requires_grad=True) for x in xs]
     assert tg.gradcheck(lambda *ts: case.fn(*ts, **params), inputs)
+
+
+@pytest.mark.parametrize("case", OPS, ids=_ids)
+@settings(max_examples=3)
+@given(data=st.data())
+def test_gradgradcheck(case, data, device):
+    """Every op of the table is twice differentiable: create_graph records its
+    backward, and the second derivatives match finite differences of the first."""
+    xs, params = draw_case(case, data)
+    inputs = [tg.tensor(x, device=device, requires_grad=True) for x in xs]
+    assert tg.gradgradcheck(lambda *ts: case.fn(*ts, **params), inputs)
 
 
 @pytest.mark.parametrize("case", OPS, ids=_ids)

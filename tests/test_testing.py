@@ -98,3 +98,28 @@ def test_assert_gradcheck_sets_requires_grad_on_float_inputs():
     x = tg.tensor([1.0, 2.0], dtype=tg.float64)
     assert_gradcheck(lambda t: t * t, x)
     assert x.requires_grad
+
+
+@given(data=st.data())
+def test_check_second_gradients_passes_a_right_op_and_fails_a_wrong_one(data):
+    from tensorgrad.testing import assert_gradgradcheck, check_second_gradients
+
+    assert check_second_gradients(lambda a, b: (a * b).tanh(), data, [(2, 3), (3,)])
+
+    class HalfSecond(tg.Function):  # right first derivative, half the second
+        differentiable_backward = True
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            ctx.x_raw = x
+            return x**3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * g * x * ctx.x_raw
+
+    x = tg.tensor(np.array([1.0, -2.0]))
+    with pytest.raises(tg.GradcheckError):
+        assert_gradgradcheck(HalfSecond.apply, x)

@@ -12,8 +12,10 @@ from .geometry import (  # noqa: F401 - conv/pool parameter sets
 from .strategies import (  # noqa: F401 - the public names of tg.testing
     arrays,
     assert_gradcheck,
+    assert_gradgradcheck,
     broadcastable_shapes,
     check_gradients,
+    check_second_gradients,
     shapes,
     strided_arrays,
     tensors,

@@ -42,14 +42,16 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..gradcheck import gradcheck
+from ..gradcheck import gradcheck, gradgradcheck
 from ..tensor import Tensor
 
 __all__ = [
     "arrays",
     "assert_gradcheck",
+    "assert_gradgradcheck",
     "broadcastable_shapes",
     "check_gradients",
+    "check_second_gradients",
     "shapes",
     "strided_arrays",
     "tensors",
@@ -174,6 +176,24 @@ def assert_gradcheck(fn: Callable, *inputs: Tensor, **tolerances) -> None:
     gradcheck(fn, inputs, **tolerances)
 
 
+def assert_gradgradcheck(fn: Callable, *inputs: Tensor, **tolerances) -> None:
+    """``tg.gradgradcheck(fn, inputs)`` (second derivatives against finite differences
+    of the first), making sure every float input requires grad first."""
+    for t in inputs:
+        if isinstance(t, Tensor) and t.dtype.kind == "f" and not t.requires_grad:
+            t.requires_grad_(True)
+    gradgradcheck(fn, inputs, **tolerances)
+
+
+def _draw_inputs(data, shapes, min_value, max_value, avoid, margin, unique, device):
+    return [
+        data.draw(tensors(tuple(s), np.float64, requires_grad=True, device=device,
+                          min_value=min_value, max_value=max_value, avoid=avoid,
+                          margin=margin, unique=unique), label=f"input {i}")
+        for i, s in enumerate(shapes)
+    ]
+
+
 def check_gradients(fn: Callable, data: st.DataObject,
                     shapes: Sequence[tuple[int, ...]],
                     min_value: float = -3.0, max_value: float = 3.0,
@@ -181,10 +201,18 @@ def check_gradients(fn: Callable, data: st.DataObject,
                     unique: bool = False, device: str = "cpu", **tolerances) -> bool:
     """Draw one float64 tensor per shape (with ``data.draw``; options as ``arrays``)
     and gradcheck ``fn`` on them. For use inside ``@given(st.data())`` tests."""
-    inputs = [
-        data.draw(tensors(tuple(s), np.float64, requires_grad=True, device=device,
-                          min_value=min_value, max_value=max_value, avoid=avoid,
-                          margin=margin, unique=unique), label=f"input {i}")
-        for i, s in enumerate(shapes)
-    ]
+    inputs = _draw_inputs(data, shapes, min_value, max_value, avoid, margin, unique, device)
     return gradcheck(fn, inputs, **tolerances)
+
+
+def check_second_gradients(fn: Callable, data: st.DataObject,
+                           shapes: Sequence[tuple[int, ...]],
+                           min_value: float = -3.0, max_value: float = 3.0,
+                           avoid: Sequence[float] = (), margin: float = 1e-2,
+                           unique: bool = False, device: str = "cpu", **tolerances) -> bool:
+    """As ``check_gradients``, for second derivatives: draws the inputs and runs
+    ``tg.gradgradcheck`` (which also checks the first derivatives create_graph records
+    against plain backward's). Keep ``avoid`` away from kinks: a finite difference of
+    a first derivative across one is meaningless."""
+    inputs = _draw_inputs(data, shapes, min_value, max_value, avoid, margin, unique, device)
+    return gradgradcheck(fn, inputs, **tolerances)
