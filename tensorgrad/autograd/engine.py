@@ -270,9 +270,14 @@ def _composite_backward(node: Node, out_grads: list) -> tuple:
     from .api import grad
 
     node.ctx.saved_tensors  # noqa: B018 - the inputs must not have changed since
-    wrt = [t for t, e in zip(node.inputs, node.edges) if e is not None]
     with enable_grad():
-        outs = node.function.composite(*node.inputs, **node.ctx._kwargs)
+        # each input through a fresh view of itself: the gradient w.r.t. that view is the
+        # partial derivative (w.r.t. the input itself it would also flow on through
+        # another input computed from it, y = f(w, 0.5·w), and count twice)
+        inputs = [t.reshape(t.shape) if e is not None else t
+                  for t, e in zip(node.inputs, node.edges)]
+        wrt = [t for t, e in zip(inputs, node.edges) if e is not None]
+        outs = node.function.composite(*inputs, **node.ctx._kwargs)
         outs = outs if isinstance(outs, tuple) else (outs,)
         pairs = [(o, g) for o, g in zip(outs, out_grads)
                  if g is not None and isinstance(o, Tensor) and o.requires_grad]
