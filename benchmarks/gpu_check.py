@@ -176,8 +176,10 @@ class Run:
             targets, workers, device = [], WORKERS, "cuda"
         cmd = [sys.executable, "-m", "pytest", *targets, "-n", str(workers), "-q", "-rf",
                "-p", "no:cacheprovider", f"--junitxml={xml}"]
+        # TG_CUDA_KERNELS=1: the project's CUDA kernels are off by default until verified
+        # here, so the suite on CUDA runs with them on (their own tests switch them on too)
         env = child_env(TG_TEST_DEVICE=device, HYPOTHESIS_PROFILE="ci", CI="true",
-                        TG_KERNEL_DIFFS=str(diffs))
+                        TG_KERNEL_DIFFS=str(diffs), TG_CUDA_KERNELS="1")
         result = run_capped(cmd, log, budget, env)
         result.update(parse_junit(xml) if xml.exists() else parse_pytest_log(log))
         result["kernel_diffs"] = largest_diffs(diffs)

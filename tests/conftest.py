@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 import tensorgrad as tg
 from tensorgrad import backend
@@ -36,8 +36,11 @@ settings.register_profile(
 # decided by luck; local runs keep exploring new examples.
 settings.register_profile("ci", settings.get_profile("default"), derandomize=True,
                           database=None)
-# The stand-in pass looks for host/device mixing, which any example shows: fewer of them.
-settings.register_profile("standin", settings.get_profile("ci"), max_examples=5)
+# The stand-in pass looks for host/device mixing, which any example shows: fewer of them,
+# and no shrinking (a failure's smallest example is the CPU pass's business; shrinking a
+# slow property can take minutes).
+settings.register_profile("standin", settings.get_profile("ci"), max_examples=5,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 _default_profile = "ci" if os.environ.get("CI") else "default"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default_profile))
 

@@ -224,11 +224,12 @@ def test_every_test_module_says_which_device_it_runs_on():
     undecided = []
     for path in sorted(TESTS.glob("test_*.py")):
         text = path.read_text()
+        tree = ast.parse(text)
         takes_device = "pytest.mark.gpu" in text or any(
             isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
-            and any(a.arg == "device" for a in node.args.args)
-            for node in ast.walk(ast.parse(text)))
-        cpu_only = "pytestmark = pytest.mark.cpu_only" in text
+            and any(a.arg == "device" for a in node.args.args) for node in ast.walk(tree))
+        cpu_only = any(isinstance(node, ast.Assign) and "pytestmark" in ast.unparse(node.targets)
+                       and "cpu_only" in ast.unparse(node.value) for node in tree.body)
         if takes_device == cpu_only:
             undecided.append(f"{path.name}: device-aware={takes_device}, cpu_only={cpu_only}")
     assert not undecided, undecided

@@ -93,22 +93,12 @@ def test_multi_process_checks(n, standin):
 
 def test_nccl_calls_follow_cupys_signatures():
     """No GPU here: the NCCL wrapper against a recording stand-in of cupy.cuda.nccl
-    (one process, tests/standin as CuPy); the real thing runs in the test below."""
+    (one process, tests/standin as CuPy); the real thing: tests/test_distributed_gpu.py."""
     pytest.importorskip("mpi4py", reason='needs the distributed extra (pip install -e ".[dev]")')
     env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "standin"), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(WORKER), "nccl-calls"], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and "rank 0 ok nccl calls" in out.stdout, out.stdout + out.stderr
-
-
-@pytest.mark.gpu
-def test_nccl_on_one_gpu():
-    """A real GPU: NCCL with one rank (it refuses two ranks on one GPU)."""
-    code, out, _ = run_mpi(1, "device", timeout=120)
-    assert code == 0, out
-    assert "rank 0 nccl available: True" in out, out
-    for name in DEVICE_CHECKS:
-        assert f"rank 0 ok {name} [cuda:0]" in out, out
 
 
 def test_a_failing_rank_ends_the_job_within_seconds():

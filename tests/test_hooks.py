@@ -166,3 +166,27 @@ def test_no_grad_decorates_a_generator_step_by_step(device):
     with pytest.raises(StopIteration) as stop:
         next(gen)
     assert stop.value.value == "done"
+
+
+def test_a_leaf_gradient_is_final_and_hooked_before_backward_ends():
+    # the last layer's weight is done long before the first layer's backward runs: its
+    # post-accumulate hook fires then (DistributedDataParallel starts all-reduces there)
+    events = []
+
+    class Probe(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            events.append("first layer's backward")
+            return g
+
+    x = tg.randn(4, 3)
+    w1 = tg.randn(3, 3, requires_grad=True)
+    w2 = tg.randn(3, 2, requires_grad=True)
+    w2.register_post_accumulate_grad_hook(lambda p: events.append(("w2 ready", p.grad.shape)))
+    w1.register_post_accumulate_grad_hook(lambda p: events.append(("w1 ready", p.grad.shape)))
+    (Probe.apply(x @ w1).tanh() @ w2).sum().backward()
+    assert events == [("w2 ready", (3, 2)), "first layer's backward", ("w1 ready", (3, 3))]

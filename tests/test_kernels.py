@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tensorgrad import backend, kernels
+from tensorgrad.backends import cuda as cuda_settings
 
 pytestmark = pytest.mark.cpu_only  # no device: compilers, files, fakes
 
@@ -22,6 +23,9 @@ def test_the_stand_in_or_disabled_kernels_take_the_generic_path(monkeypatch):
 
     monkeypatch.setattr(backend, "_cupy", FakeCupy)
     a = np.zeros(3, np.float32)  # "a device array" of the fake module
+    monkeypatch.setattr(cuda_settings, "kernels", False)  # the default: not verified yet
+    assert kernels.use_kernel(a) is False
+    monkeypatch.setattr(cuda_settings, "kernels", True)  # tg.backends.cuda.kernels = True
     assert kernels.use_kernel(a) is True
     with kernels.disabled():
         assert kernels.use_kernel(a) is False

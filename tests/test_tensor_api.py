@@ -45,17 +45,18 @@ def array_and_dim(draw, elements=None, min_dims: int = 1):
     return a, dim
 
 
-def t64(a, requires_grad=False):
-    return tg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+def t64(a, requires_grad=False, device="cpu"):
+    return tg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad,
+                     device=device)
 
 
 # ------------------------------------------------------- max / min with a dim
 
 
 @given(array_and_dim(with_ties()), st.booleans(), st.booleans())
-def test_max_min_with_dim_is_values_and_first_indices(ad, keepdim, largest):
+def test_max_min_with_dim_is_values_and_first_indices(device, ad, keepdim, largest):
     a, dim = ad
-    x = t64(a)
+    x = t64(a, device=device)
     out = x.max(dim, keepdim) if largest else x.min(dim=dim, keepdim=keepdim)
     values, indices = out  # unpacks as a tuple
     ref_v = (np.max if largest else np.min)(a, axis=dim, keepdims=keepdim)
@@ -72,7 +73,7 @@ def test_max_min_with_dim_is_values_and_first_indices(ad, keepdim, largest):
 @given(array_and_dim(with_ties()), st.booleans())
 def test_max_with_dim_sends_the_gradient_to_the_first_index_only(device, ad, keepdim):
     a, dim = ad
-    x = t64(a, requires_grad=True)
+    x = t64(a, requires_grad=True, device=device)
     values, _ = x.max(dim=dim, keepdim=keepdim)
     g = np.random.default_rng(0).standard_normal(values.shape)
     values.backward(tg.tensor(g, device=device))
@@ -83,10 +84,11 @@ def test_max_with_dim_sends_the_gradient_to_the_first_index_only(device, ad, kee
 
 
 @given(array_and_dim(), st.booleans(), st.booleans())
-def test_max_min_with_dim_gradcheck(ad, keepdim, largest):
+def test_max_min_with_dim_gradcheck(device, ad, keepdim, largest):
     a, dim = ad
     op = "max" if largest else "min"
-    assert tg.gradcheck(lambda t: getattr(t, op)(dim, keepdim).values, [t64(a, True)])
+    assert tg.gradcheck(lambda t: getattr(t, op)(dim, keepdim).values,
+                        [t64(a, True, device=device)])
 
 
 def test_the_accuracy_line_of_the_pytorch_tutorials(device):
@@ -100,8 +102,8 @@ def test_the_accuracy_line_of_the_pytorch_tutorials(device):
     assert tg.min(out, dim=1).indices.tolist() == [0, 2]
 
 
-def test_max_min_without_dim_are_tensors_and_ties_share_the_gradient():
-    x = t64([[1.0, 3.0, 3.0], [3.0, 0.0, 2.0]], requires_grad=True)
+def test_max_min_without_dim_are_tensors_and_ties_share_the_gradient(device):
+    x = t64([[1.0, 3.0, 3.0], [3.0, 0.0, 2.0]], requires_grad=True, device=device)
     m = x.max()
     assert isinstance(m, tg.Tensor) and m.shape == () and m.item() == 3.0
     m.backward()
@@ -109,8 +111,8 @@ def test_max_min_without_dim_are_tensors_and_ties_share_the_gradient():
     assert tg.min(x).item() == 0.0
 
 
-def test_max_min_of_a_0d_tensor_along_dim_0():
-    x = t64(2.5, requires_grad=True)
+def test_max_min_of_a_0d_tensor_along_dim_0(device):
+    x = t64(2.5, requires_grad=True, device=device)
     v, i = x.max(0)
     assert v.shape == () and v.item() == 2.5 and i.item() == 0
     v.backward()
@@ -136,17 +138,17 @@ def test_max_min_with_dim_errors(device):
     assert tg.zeros(0, 3, device=device).max(1).values.shape == (0,)
 
 
-def test_binary_max_min_are_maximum_minimum():
-    a, b = t64([1.0, 5.0, -2.0]), t64([3.0, 4.0, -2.0])
+def test_binary_max_min_are_maximum_minimum(device):
+    a, b = t64([1.0, 5.0, -2.0], device=device), t64([3.0, 4.0, -2.0], device=device)
     np.testing.assert_array_equal(tg.max(a, b).numpy(), [3.0, 5.0, -2.0])
     np.testing.assert_array_equal(tg.min(a, b).numpy(), [1.0, 4.0, -2.0])
     np.testing.assert_array_equal(a.max(b).numpy(), [3.0, 5.0, -2.0])
 
 
 @given(with_ties(), st.data())
-def test_argmax_argmin_functions(a, data):
+def test_argmax_argmin_functions(device, a, data):
     dim = data.draw(st.none() | st.integers(-a.ndim, a.ndim - 1))
-    x = t64(a)
+    x = t64(a, device=device)
     assert tg.argmax(x, dim).tolist() == np.argmax(a, axis=dim).tolist()
     assert tg.argmin(x, dim=dim).tolist() == np.argmin(a, axis=dim).tolist()
 
@@ -163,9 +165,9 @@ def array_and_dims(draw, elements):
 
 
 @given(array_and_dims(with_ties()), st.booleans(), st.booleans())
-def test_amax_amin_match_numpy_and_ties_share_the_gradient(ad, keepdim, largest):
+def test_amax_amin_match_numpy_and_ties_share_the_gradient(device, ad, keepdim, largest):
     a, dims = ad
-    x = t64(a, requires_grad=True)
+    x = t64(a, requires_grad=True, device=device)
     out = (x.amax if largest else x.amin)(dims, keepdim)
     ref = (np.max if largest else np.min)(a, axis=dims, keepdims=keepdim)
     np.testing.assert_array_equal(out.numpy(), ref)
@@ -175,10 +177,11 @@ def test_amax_amin_match_numpy_and_ties_share_the_gradient(ad, keepdim, largest)
 
 
 @given(array_and_dims(distinct()), st.booleans())
-def test_amax_gradcheck(ad, keepdim):
+def test_amax_gradcheck(device, ad, keepdim):
     a, dims = ad
-    assert tg.gradcheck(lambda t: tg.amax(t, dims, keepdim), [t64(a, True)])
-    assert tg.gradcheck(lambda t: tg.amin(t, dim=dims, keepdim=keepdim), [t64(a, True)])
+    assert tg.gradcheck(lambda t: tg.amax(t, dims, keepdim), [t64(a, True, device=device)])
+    assert tg.gradcheck(lambda t: tg.amin(t, dim=dims, keepdim=keepdim),
+                        [t64(a, True, device=device)])
 
 
 # --------------------------------------------------------- sort / argsort / topk
@@ -191,9 +194,9 @@ def stable_argsort(a, axis, descending):
 
 
 @given(array_and_dim(with_ties()), st.booleans())
-def test_sort_and_argsort_are_stable_and_match_numpy(ad, descending):
+def test_sort_and_argsort_are_stable_and_match_numpy(device, ad, descending):
     a, dim = ad
-    x = t64(a)
+    x = t64(a, device=device)
     values, indices = x.sort(dim, descending=descending)
     ref_i = stable_argsort(a, dim, descending)
     np.testing.assert_array_equal(indices.numpy(), ref_i)
@@ -204,10 +207,10 @@ def test_sort_and_argsort_are_stable_and_match_numpy(ad, descending):
 
 
 @given(array_and_dim(with_ties()), st.booleans(), st.data())
-def test_topk_values_are_the_k_largest_in_order(ad, largest, data):
+def test_topk_values_are_the_k_largest_in_order(device, ad, largest, data):
     a, dim = ad
     k = data.draw(st.integers(0, a.shape[dim]))
-    values, indices = tg.topk(t64(a), k, dim=dim, largest=largest)
+    values, indices = tg.topk(t64(a, device=device), k, dim=dim, largest=largest)
     ordered = np.sort(a, axis=dim)
     if largest:
         ordered = np.flip(ordered, axis=dim)
@@ -220,11 +223,13 @@ def test_topk_values_are_the_k_largest_in_order(ad, largest, data):
 
 
 @given(array_and_dim(), st.booleans(), st.data())
-def test_sort_and_topk_gradcheck(ad, flag, data):
+def test_sort_and_topk_gradcheck(device, ad, flag, data):
     a, dim = ad
     k = data.draw(st.integers(1, a.shape[dim]))
-    assert tg.gradcheck(lambda t: t.sort(dim, descending=flag).values, [t64(a, True)])
-    assert tg.gradcheck(lambda t: t.topk(k, dim, largest=flag).values, [t64(a, True)])
+    assert tg.gradcheck(lambda t: t.sort(dim, descending=flag).values,
+                        [t64(a, True, device=device)])
+    assert tg.gradcheck(lambda t: t.topk(k, dim, largest=flag).values,
+                        [t64(a, True, device=device)])
 
 
 def test_sort_puts_nan_last_ascending_and_first_descending(device):
@@ -294,7 +299,7 @@ def gather_case(draw, unique_per_line: bool = False):
 @given(gather_case())
 def test_gather_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, _ = case
-    x, idx = t64(a, True), tg.tensor(index, device=device)
+    x, idx = t64(a, True, device=device), tg.tensor(index, device=device)
     np.testing.assert_array_equal(x.gather(dim, idx).numpy(), np_gather(a, dim, index))
     np.testing.assert_array_equal(tg.gather(x, dim, idx).numpy(), np_gather(a, dim, index))
     assert tg.gradcheck(lambda t: t.gather(dim, idx), [x])
@@ -303,7 +308,7 @@ def test_gather_matches_the_definition_and_gradcheck(device, case):
 @given(gather_case())
 def test_gather_gradient_accumulates_repeated_indices(device, case):
     a, dim, index, _ = case
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     x.gather(dim, tg.tensor(index, device=device)).sum().backward()
     counts = np.zeros_like(a)
     for pos in np.ndindex(*index.shape):
@@ -316,7 +321,8 @@ def test_gather_gradient_accumulates_repeated_indices(device, case):
 @given(gather_case(unique_per_line=True))
 def test_scatter_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, s = case
-    x, idx, src = t64(a, True), tg.tensor(index, device=device), t64(s, True)
+    x, idx, src = t64(a, True, device=device), tg.tensor(index, device=device), t64(s, True,
+                                                                                    device=device)
     np.testing.assert_array_equal(x.scatter(dim, idx, src).numpy(),
                                   np_scatter(a, dim, index, s, add=False))
     np.testing.assert_array_equal(x.scatter(dim, idx, 1.5).numpy(),
@@ -329,7 +335,8 @@ def test_scatter_matches_the_definition_and_gradcheck(device, case):
 @given(gather_case())
 def test_scatter_add_matches_the_definition_and_gradcheck(device, case):
     a, dim, index, s = case
-    x, idx, src = t64(a, True), tg.tensor(index, device=device), t64(s, True)
+    x, idx, src = t64(a, True, device=device), tg.tensor(index, device=device), t64(s, True,
+                                                                                    device=device)
     np.testing.assert_allclose(x.scatter_add(dim, idx, src).numpy(),
                                np_scatter(a, dim, index, s, add=True), rtol=1e-12)
     assert tg.gradcheck(lambda t, u: tg.scatter_add(t, dim, idx, u), [x, src])
@@ -366,11 +373,11 @@ def test_masked_fill_matches_numpy_and_gradcheck(device, data):
     a = data.draw(arrays(shape))
     mshape = shape[data.draw(st.integers(0, len(shape))):]  # broadcasts to shape
     mask = data.draw(arrays(mshape, bool))
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     out = x.masked_fill(tg.tensor(mask, device=device), -7.0)
     np.testing.assert_array_equal(out.numpy(), np.where(mask, -7.0, a))
     assert out.dtype == tg.float64
-    value = t64(0.5, True)
+    value = t64(0.5, True, device=device)
     np.testing.assert_array_equal(tg.masked_fill(x, tg.tensor(mask, device=device), value).numpy(),
                                   np.where(mask, 0.5, a))
     assert tg.gradcheck(lambda t, v: t.masked_fill(tg.tensor(mask, device=device), v), [x, value])
@@ -407,19 +414,19 @@ def np_norm(a, p, axis, keepdims):
 
 @given(array_and_dims(arrays(shapes(min_dims=1), avoid=(0.0,), margin=0.1)),
        st.sampled_from(NORM_PS), st.booleans())
-def test_norm_matches_the_definition(ad, p, keepdim):
+def test_norm_matches_the_definition(device, ad, p, keepdim):
     a, dims = ad
-    out = t64(a).norm(p, dims, keepdim)
+    out = t64(a, device=device).norm(p, dims, keepdim)
     np.testing.assert_allclose(out.numpy(), np_norm(a, p, dims, keepdim), rtol=1e-12)
     if dims is None and p in ("fro", 2):
         assert out.item() == pytest.approx(np.linalg.norm(a.ravel()))
 
 
 @given(array_and_dims(distinct()), st.sampled_from(NORM_PS), st.booleans())
-def test_norm_gradcheck(ad, p, keepdim):
+def test_norm_gradcheck(device, ad, p, keepdim):
     a, dims = ad
     a = np.where(a == 0, 0.25, a)  # away from the kink of |x| at 0
-    assert tg.gradcheck(lambda t: tg.norm(t, p, dims, keepdim), [t64(a, True)])
+    assert tg.gradcheck(lambda t: tg.norm(t, p, dims, keepdim), [t64(a, True, device=device)])
 
 
 @pytest.mark.parametrize("p", [2, "fro", 1, 3, 0.5, float("inf")])
@@ -440,9 +447,9 @@ def test_norm_errors(device):
 
 
 @given(array_and_dim(arrays(shapes(min_dims=1))))
-def test_cumsum_matches_numpy_and_gradcheck(ad):
+def test_cumsum_matches_numpy_and_gradcheck(device, ad):
     a, dim = ad
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     np.testing.assert_allclose(x.cumsum(dim).numpy(), np.cumsum(a, axis=dim), rtol=1e-12)
     assert tg.gradcheck(lambda t: tg.cumsum(t, dim), [x])
 
@@ -457,10 +464,10 @@ def test_cumsum_dtypes_and_0d(device):
 
 
 @given(array_and_dims(arrays(shapes(min_dims=1))), st.booleans())
-def test_logsumexp_matches_numpy_and_gradcheck(ad, keepdim):
+def test_logsumexp_matches_numpy_and_gradcheck(device, ad, keepdim):
     a, dims = ad
     dims = 0 if dims is None else dims
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     ref = np.log(np.exp(a).sum(axis=dims, keepdims=keepdim))
     np.testing.assert_allclose(x.logsumexp(dims, keepdim).numpy(), ref, rtol=1e-12, atol=1e-12)
     assert tg.gradcheck(lambda t: tg.logsumexp(t, dims, keepdim), [x])
@@ -472,17 +479,17 @@ def test_logsumexp_does_not_overflow(device):
 
 
 @given(array_and_dims(with_ties()), st.booleans())
-def test_all_any_match_numpy(ad, keepdim):
+def test_all_any_match_numpy(device, ad, keepdim):
     a, dims = ad
-    x = t64(a)
+    x = t64(a, device=device)
     assert x.all(dims, keepdim).tolist() == np.all(a, axis=dims, keepdims=keepdim).tolist()
     assert tg.any(x, dims, keepdim).tolist() == np.any(a, axis=dims, keepdims=keepdim).tolist()
     assert x.any().dtype == tg.bool and not x.all().requires_grad
 
 
 @given(arrays(shapes()))
-def test_square_matches_numpy_and_gradcheck(a):
-    x = t64(a, True)
+def test_square_matches_numpy_and_gradcheck(device, a):
+    x = t64(a, True, device=device)
     np.testing.assert_array_equal(tg.square(x).numpy(), a * a)
     assert tg.gradcheck(lambda t: t.square(), [x])
 
@@ -491,9 +498,9 @@ def test_square_matches_numpy_and_gradcheck(a):
 
 
 @given(arrays(shapes(min_dims=1)), st.data())
-def test_flip_matches_numpy_and_gradcheck(a, data):
+def test_flip_matches_numpy_and_gradcheck(device, a, data):
     dims = tuple(data.draw(st.lists(st.integers(0, a.ndim - 1), unique=True, min_size=1)))
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     np.testing.assert_array_equal(x.flip(dims).numpy(), np.flip(a, dims))
     np.testing.assert_array_equal(tg.flip(x, list(dims)).numpy(), np.flip(a, dims))
     np.testing.assert_array_equal(x.flip(*dims).numpy(), np.flip(a, dims))
@@ -508,11 +515,11 @@ def test_flip_is_a_copy(device):
 
 
 @given(arrays(shapes(max_dims=2, max_side=3)), st.data())
-def test_repeat_matches_numpy_tile_and_gradcheck(a, data):
+def test_repeat_matches_numpy_tile_and_gradcheck(device, a, data):
     extra = data.draw(st.integers(0, 2))
     sizes = tuple(data.draw(st.lists(st.integers(0, 3), min_size=a.ndim + extra,
                                      max_size=a.ndim + extra)))
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     np.testing.assert_array_equal(x.repeat(*sizes).numpy(), np.tile(a, sizes))
     np.testing.assert_array_equal(x.repeat(sizes).numpy(), np.tile(a, sizes))
     assert tg.gradcheck(lambda t: t.repeat(*sizes), [x])
@@ -530,11 +537,11 @@ def torch_split_sizes(n, size):  # PyTorch's rule, written out
 
 
 @given(arrays(shapes(min_dims=1, max_side=6)), st.data())
-def test_split_and_chunk_match_pytorchs_sizes_and_gradcheck(a, data):
+def test_split_and_chunk_match_pytorchs_sizes_and_gradcheck(device, a, data):
     dim = data.draw(st.integers(-a.ndim, a.ndim - 1))
     n = a.shape[dim]
     size = data.draw(st.integers(1, n + 1))
-    x = t64(a, True)
+    x = t64(a, True, device=device)
     pieces = x.split(size, dim)
     assert [p.shape[dim] for p in pieces] == torch_split_sizes(n, size)
     bounds = np.cumsum(torch_split_sizes(n, size))[:-1]
@@ -580,7 +587,7 @@ def test_new_creation_takes_dtype_and_device_from_the_tensor(dtype, device):
     full = x.new_full((2,), 7)
     assert full.tolist() == [7, 7] and full.dtype == dtype
     t = x.new_tensor([1, 2])
-    assert t.dtype == dtype and t.tolist() == [1, 2] and t.device == "cpu"
+    assert t.dtype == dtype and t.tolist() == [1, 2] and t.device == x.device
     assert x.new_zeros(2, dtype=tg.int32).dtype == tg.int32
     if dtype.kind == "f":
         assert x.new_ones(2, requires_grad=True).requires_grad
@@ -599,13 +606,13 @@ def test_new_tensor_copies(device):
 @pytest.mark.parametrize("dtype,name", [(tg.float32, "FloatTensor"), (tg.float64, "DoubleTensor"),
                                         (tg.float16, "HalfTensor"), (tg.int64, "LongTensor"),
                                         (tg.int32, "IntTensor"), (tg.bool, "BoolTensor")])
-def test_type_names_and_casts(dtype, name, device):
-    x = tg.zeros(2, dtype=dtype, device=device)
+def test_type_names_and_casts(dtype, name):
+    x = tg.zeros(2, dtype=dtype)
     assert x.type() == f"tensorgrad.{name}"
-    y = tg.ones(2, device=device).type(f"torch.{name}")
+    y = tg.ones(2).type(f"torch.{name}")
     assert y.dtype == dtype
-    assert tg.ones(2, device=device).type(f"tensorgrad.{name}").dtype == dtype
-    assert tg.ones(2, dtype=tg.int64, device=device).type(dtype).dtype == dtype
+    assert tg.ones(2).type(f"tensorgrad.{name}").dtype == dtype
+    assert tg.ones(2, dtype=tg.int64).type(dtype).dtype == dtype
     assert x.type(dtype) is x  # already of that type: itself, as PyTorch
 
 
@@ -639,16 +646,16 @@ MODULE_FUNCTIONS = [  # tg.f(x, ...) against the method x.f(...)
 
 
 @pytest.mark.parametrize("name,args", MODULE_FUNCTIONS, ids=[f[0] for f in MODULE_FUNCTIONS])
-def test_module_functions_equal_the_methods(name, args):
+def test_module_functions_equal_the_methods(name, args, device):
     a = np.abs(X) if name in ("log", "sqrt") else X
-    x = t64(a)
+    x = t64(a, device=device)
     out, ref = getattr(tg, name)(x, *args), getattr(x, name)(*args)
     np.testing.assert_array_equal(out.numpy(), ref.numpy())
     assert name in tg.__all__
 
 
-def test_module_functions_with_several_results_and_tensors():
-    x, y = t64(X), t64(X.T)
+def test_module_functions_with_several_results_and_tensors(device):
+    x, y = t64(X, device=device), t64(X.T, device=device)
     np.testing.assert_array_equal(tg.matmul(x, y).numpy(), X @ X.T)
     np.testing.assert_array_equal(tg.topk(x, 2).values.numpy(), np.sort(X, 1)[:, ::-1][:, :2])
     np.testing.assert_array_equal(tg.sort(x, 0).values.numpy(), np.sort(X, 0))

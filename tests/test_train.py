@@ -41,8 +41,10 @@ def command(out: Path, *args: str) -> list[str]:
 
 def env() -> dict:
     # one BLAS thread: the machine is shared, and results must not depend on scheduling
+    # PYTHONPATH is kept: in make test's second pass it puts the CuPy stand-in first
+    path = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p]
     return {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "PYTHONPATH": str(ROOT)}
+            "PYTHONPATH": os.pathsep.join(path)}
 
 
 def train(out: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -281,6 +283,26 @@ def test_a_model_too_big_for_the_images_says_image_size(capsys, tmp_path):
     assert "--image-size 32" in lines[0]  # the smallest size tried that works
     assert "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_one_short_epoch_on_the_test_device_matches_the_cpu(device, tmp_path):
+    """``--device cuda`` (in make test's second pass: the CuPy stand-in, which the script
+    inherits through PYTHONPATH) trains as the CPU does: same data, same initial weights."""
+    if device == "cpu":
+        pytest.skip("the CPU runs are the tests above")
+    short = ["--model", "resnet20", "--limit", "64", "--batch-size", "16", "--image-size", "8",
+             "--epochs", "1", "--no-progress"]
+    runs = {}
+    for where in ("cpu", device):
+        out = tmp_path / where.replace(":", "")
+        result = subprocess.run([sys.executable, str(SCRIPT), *short, "--device", where,
+                                 "--out", str(out)], capture_output=True, text=True,
+                                env=env(), cwd=ROOT, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert re.fullmatch(r"test accuracy: \d\.\d{4}", result.stdout.strip().splitlines()[-1])
+        (runs[where],) = metrics(out)
+    for key in ("train_loss", "test_loss"):
+        assert runs[device][key] == pytest.approx(runs["cpu"][key], rel=1e-3), key
 
 
 def test_image_size_resizes_the_batches():

@@ -113,37 +113,44 @@ def run_backward(tensors: list, seeds: list, retain_graph: bool = False,
             i = t._output_index
             slots[i] = seed if slots[i] is None else slots[i] + seed
     needed = None if inputs is None else _needed(order, wanted_leaves, wanted_outputs)
+    # uses[id(leaf)]: recorded edges into the leaf not walked yet. After the last one its
+    # gradient is final and goes into .grad at once, so that its hooks run while the
+    # rest of backward goes on (DistributedDataParallel starts all-reduces there)
+    uses = _leaf_uses(order) if inputs is None else {}
     for node in reversed(order):
         out_grads = grads.pop(node, None)  # released as soon as it is consumed
-        if out_grads is None:
-            continue
-        if node.hooks or node.retained:
+        if out_grads is not None and (node.hooks or node.retained):
             out_grads = _run_hooks(node, out_grads)
-        if wanted_outputs:
+        if out_grads is not None and wanted_outputs:
             for i, g in enumerate(out_grads):
                 k = wanted_outputs.get((node, i))
                 if k is not None:
                     results[k] = g
-        if needed is not None and node not in needed:
-            continue
-        if create_graph:
-            in_grads = _call_backward_traced(node, out_grads)
-        else:
-            in_grads = _call_backward(node, out_grads)
-        if not retain_graph:
-            node.ctx.free()
-            node.freed = True
-        for inp, edge, g in zip(node.inputs, node.edges, in_grads):
-            if g is None or edge is None:
-                continue
-            g = _fit(node, g, inp)
-            child, i = edge
-            if child is None:
-                _add_leaf(leaf_grads, inp, g, not create_graph and
-                          _is_fresh(g, in_grads, out_grads))
-                continue
-            slots = grads.setdefault(child, [None] * len(child.outputs))
-            slots[i] = g if slots[i] is None else slots[i] + g
+        if out_grads is not None and (needed is None or node in needed):
+            if create_graph:
+                in_grads = _call_backward_traced(node, out_grads)
+            else:
+                in_grads = _call_backward(node, out_grads)
+            if not retain_graph:
+                node.ctx.free()
+                node.freed = True
+            for inp, edge, g in zip(node.inputs, node.edges, in_grads):
+                if g is None or edge is None:
+                    continue
+                g = _fit(node, g, inp)
+                child, i = edge
+                if child is None:
+                    _add_leaf(leaf_grads, inp, g, not create_graph and
+                              _is_fresh(g, in_grads, out_grads))
+                    continue
+                slots = grads.setdefault(child, [None] * len(child.outputs))
+                slots[i] = g if slots[i] is None else slots[i] + g
+        for inp, edge in zip(node.inputs, node.edges):
+            if edge is not None and edge[0] is None and id(inp) in uses:
+                uses[id(inp)] -= 1
+                if uses[id(inp)] == 0 and id(inp) in leaf_grads:
+                    leaf, g, owned = leaf_grads.pop(id(inp))
+                    leaf._accumulate(_result(g), owned)
     for leaf, g, owned in leaf_grads.values():
         if inputs is None:
             leaf._accumulate(_result(g), owned)
@@ -152,6 +159,15 @@ def run_backward(tensors: list, seeds: list, retain_graph: bool = False,
     if results is not None:
         results = [None if g is None else _result(g) for g in results]
     return results
+
+
+def _leaf_uses(order: list[Node]) -> dict[int, int]:
+    uses: dict[int, int] = {}
+    for node in order:
+        for inp, edge in zip(node.inputs, node.edges):
+            if edge is not None and edge[0] is None:
+                uses[id(inp)] = uses.get(id(inp), 0) + 1
+    return uses
 
 
 def _add_leaf(leaf_grads: dict, leaf, g, fresh: bool) -> None:

@@ -1,4 +1,7 @@
-"""``tg.backends.cuda.matmul.allow_tf32``: may cuBLAS round float32 GEMMs to TF32?
+"""``tg.backends.cuda``: the CUDA switches. ``matmul.allow_tf32`` (PyTorch's name) and
+``kernels``, which turns on the project's own CUDA kernels.
+
+``matmul.allow_tf32``: may cuBLAS round float32 GEMMs to TF32?
 
 TF32 keeps float32's range but only 10 bits of mantissa in the products, and runs
 several times faster on tensor cores (sm_80 and later). Off by default, as in PyTorch:
@@ -13,8 +16,23 @@ starts as that variable says (False when it is unset).
 from __future__ import annotations
 
 import os
+import sys
+import types
 
 from .. import backend
+
+
+def kernels_from_environment() -> bool:
+    """``TG_CUDA_KERNELS`` set to anything but "" or "0" turns the kernels on."""
+    return os.environ.get("TG_CUDA_KERNELS", "0").strip() not in ("", "0")
+
+
+# Our own CUDA kernels (im2col/col2im, pooling; see tensorgrad/kernels.py): off by default
+# until ``make gpu-check`` has verified them on a GPU (their logic is checked on the CPU
+# by tests/cuda_emulation.py, but no kernel has run on a real GPU yet). Off, every op
+# takes its generic CuPy path. On: ``tg.backends.cuda.kernels = True``, or the
+# environment variable ``TG_CUDA_KERNELS=1`` at import.
+kernels: bool = kernels_from_environment()
 
 
 def _apply(allow: bool) -> None:
@@ -57,3 +75,19 @@ class _Matmul:
 
 
 matmul = _Matmul()
+
+
+class _Settings(types.ModuleType):
+    """This module, guarded: ``kernels`` takes only a bool, and a misspelt switch
+    (``tg.backends.cuda.kernel = True``) raises instead of passing silently."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "kernels" and not isinstance(value, bool):
+            raise TypeError(f"tg.backends.cuda.kernels must be a bool, got "
+                            f"{type(value).__name__}")
+        if name not in self.__dict__:
+            raise AttributeError(f"tg.backends.cuda has no setting {name!r}")
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Settings

@@ -39,6 +39,9 @@ already a (C, H·W) matrix, and the convolution is a plain matmul.
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function
 from ..autograd.traced import TracedArray, apply
 from ..backend import get_array_module
@@ -67,6 +70,8 @@ def im2col(x, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair):
     it at each output position; one copy lays that view out contiguously, in the
     order the GEMM wants (channel and offset major, then batch and pixel).
     """
+    if kernels.use_kernel(x) and x.dtype in kernels.FLOAT_SUFFIX:
+        return _im2col_kernel(x, kernel, stride, padding, dilation)
     xp = get_array_module(x)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     n, c, h, w = x.shape
@@ -89,6 +94,8 @@ def col2im(cols, x_shape: tuple, stride: Pair, padding: Pair, dilation: Pair):
     read from. Overlapping windows read a pixel several times, so the gradients of
     those reads add up; a loop over the kh·kw kernel offsets accumulates one strided
     slice (every output position at once) per offset."""
+    if kernels.use_kernel(cols) and cols.dtype in kernels.FLOAT_SUFFIX:
+        return _col2im_kernel(cols, x_shape, stride, padding, dilation)
     xp = get_array_module(cols)
     c, kh, kw, n, ho, wo = cols.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
@@ -100,6 +107,117 @@ def col2im(cols, x_shape: tuple, stride: Pair, padding: Pair, dilation: Pair):
             gx[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
                j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, i, j]
     return gx[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+
+
+# ------------------------------------------------------ the same two, as CUDA kernels
+
+_COLUMNS = kernels.CudaSource("im2col", r"""
+// im2col and col2im for conv2d on a GPU: one thread per element of the array written (a
+// grid-stride loop, flat indices in 64 bits). Layouts, all C-ordered: the input x and its
+// gradient dx (N, C, H, W); the columns (C, kh, kw, N, Ho, Wo).
+
+template <typename T>
+__device__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long total,
+                       int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+                       int sh, int sw, int ph, int pw, int dh, int dw) {
+    // each thread writes column entry cols[ch, i, j, b, p, q]: the pixel of image b that
+    // kernel offset (i, j) meets at output (p, q), x[b, ch, p·sh − ph + i·dh, q·sw − pw +
+    // j·dw], or 0 where that falls in the padding
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        long long r = t;
+        const int q = (int)(r % wo); r /= wo;
+        const int p = (int)(r % ho); r /= ho;
+        const long long b = r % n; r /= n;
+        const int j = (int)(r % kw); r /= kw;
+        const int i = (int)(r % kh);
+        const long long ch = r / kh;
+        const int y = p * sh - ph + i * dh, xx = q * sw - pw + j * dw;
+        cols[t] = (y >= 0 && y < h && xx >= 0 && xx < w)
+                      ? x[((b * c + ch) * h + y) * w + xx] : T(0);
+    }
+}
+
+template <typename T>
+__device__ void col2im(const T* __restrict__ cols, T* __restrict__ dx, long long total,
+                       int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+                       int sh, int sw, int ph, int pw, int dh, int dw) {
+    // each thread computes one input pixel dx[b, ch, y, x], the adjoint of im2col as a
+    // gather: the sum of the column entries that read it, cols[ch, i, j, b, p, q] for the
+    // offsets (i, j) with p·sh = y + ph − i·dh and q·sw = x + pw − j·dw inside the output.
+    // No atomics; the additions run in the generic path's order (i, then j).
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        long long r = t;
+        const int xx = (int)(r % w); r /= w;
+        const int y = (int)(r % h); r /= h;
+        const long long ch = r % c, b = r / c;
+        T acc = T(0);
+        for (int i = 0; i < kh; ++i) {
+            const int ty = y + ph - i * dh;  // p·sh: falls as i grows
+            if (ty < 0) break;
+            if (ty % sh != 0 || ty / sh >= ho) continue;
+            const long long row = (ch * kh + i) * kw * n;  // where cols[ch, i] starts, / (Ho·Wo)
+            for (int j = 0; j < kw; ++j) {
+                const int tx = xx + pw - j * dw;
+                if (tx < 0) break;
+                if (tx % sw != 0 || tx / sw >= wo) continue;
+                acc += cols[((row + (long long)j * n + b) * ho + ty / sh) * wo + tx / sw];
+            }
+        }
+        dx[t] = acc;
+    }
+}
+
+extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __restrict__ cols,
+        long long total, int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+        int sh, int sw, int ph, int pw, int dh, int dw) {
+    im2col<float>(x, cols, total, n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw);
+}
+extern "C" __global__ void im2col_f64(const double* __restrict__ x, double* __restrict__ cols,
+        long long total, int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+        int sh, int sw, int ph, int pw, int dh, int dw) {
+    im2col<double>(x, cols, total, n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw);
+}
+extern "C" __global__ void col2im_f32(const float* __restrict__ cols, float* __restrict__ dx,
+        long long total, int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+        int sh, int sw, int ph, int pw, int dh, int dw) {
+    col2im<float>(cols, dx, total, n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw);
+}
+extern "C" __global__ void col2im_f64(const double* __restrict__ cols, double* __restrict__ dx,
+        long long total, int n, int c, int h, int w, int ho, int wo, int kh, int kw,
+        int sh, int sw, int ph, int pw, int dh, int dw) {
+    col2im<double>(cols, dx, total, n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw);
+}
+""", functions=("im2col_f32", "im2col_f64", "col2im_f32", "col2im_f64"))
+
+
+def _im2col_kernel(x, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair):
+    """``im2col`` as one launch of ``_COLUMNS`` (x float32/float64, on a GPU)."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    ho, wo = output_size(h, kh, sh, ph, dh), output_size(w, kw, sw, pw, dw)
+    cols = xp.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+    kernels.launch(_COLUMNS, f"im2col_{kernels.FLOAT_SUFFIX[x.dtype]}", cols.size,
+                   (x, cols, np.int64(cols.size),
+                    *kernels.int32s(n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw)))
+    return cols
+
+
+def _col2im_kernel(cols, x_shape: tuple, stride: Pair, padding: Pair, dilation: Pair):
+    """``col2im`` as one launch of ``_COLUMNS``: a gather, dx (N, C, H, W) C-ordered."""
+    xp = get_array_module(cols)
+    cols = xp.ascontiguousarray(cols)
+    c, kh, kw, n, ho, wo = cols.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    h, w = x_shape[2:]
+    dx = xp.empty((n, c, h, w), dtype=cols.dtype)
+    kernels.launch(_COLUMNS, f"col2im_{kernels.FLOAT_SUFFIX[cols.dtype]}", dx.size,
+                   (cols, dx, np.int64(dx.size),
+                    *kernels.int32s(n, c, h, w, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw)))
+    return dx
 
 
 def _batch_chunks(x_shape: tuple, kernel: Pair, out: Pair, itemsize: int):

@@ -23,6 +23,9 @@ at that offset). So the loops here run over kernel offsets only, never over wind
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function
 from ..autograd.traced import apply
 from ..backend import get_array_module
@@ -131,6 +134,10 @@ class MaxPool2d(Function):
     def forward(ctx, x, *, kernel, stride, padding, ceil_mode):
         xp = get_array_module(x)
         out, _ = _geometry(x.shape, kernel, stride, padding, ceil_mode)
+        if kernels.use_kernel(x) and x.dtype in kernels.FLOAT_SUFFIX:
+            best, ctx.argmax = _max_pool2d_kernel(x, kernel, stride, padding, out)
+            ctx.geometry = (x.shape, kernel, stride, padding, out)
+            return best
         (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out
         lead = x.shape[:-2]
         # one spare row of cells: the runs of the last offsets overhang the grid by dj
@@ -200,6 +207,8 @@ class MaxPool2dScatter(Function):
     @staticmethod
     def forward(ctx, gy, *, argmax, geometry):
         ctx.argmax, ctx.geometry = argmax, geometry
+        if kernels.use_kernel(gy) and gy.dtype in kernels.FLOAT_SUFFIX:
+            return _max_pool2d_backward_kernel(gy, argmax, geometry)
         xp = get_array_module(gy)
         shape, _, _, (ph, pw), _ = geometry
         h, w = shape[-2:]
@@ -242,13 +251,16 @@ class AvgPool2d(Function):
     def forward(ctx, x, *, kernel, stride, padding, ceil_mode, count_include_pad):
         xp = get_array_module(x)
         out, widths = _geometry(x.shape, kernel, stride, padding, ceil_mode)
-        xpad = pad_array(x, widths, 0) if any(map(any, widths)) else x
-        total = None
-        for _, index in _windows(kernel, stride, out):
-            if total is None:
-                total = xpad[index].copy()
-            else:
-                total += xpad[index]
+        if kernels.use_kernel(x) and x.dtype in kernels.FLOAT_SUFFIX:
+            total = _avg_pool2d_sum_kernel(x, kernel, stride, padding, out)
+        else:
+            xpad = pad_array(x, widths, 0) if any(map(any, widths)) else x
+            total = None
+            for _, index in _windows(kernel, stride, out):
+                if total is None:
+                    total = xpad[index].copy()
+                else:
+                    total += xpad[index]
         counts = []  # per axis: how many elements of each window are counted
         for size, k, s, p, n in zip(x.shape[-2:], kernel, stride, padding, out):
             start = xp.arange(n) * s - p
@@ -282,6 +294,8 @@ class AvgPool2dScatter(Function):
     def forward(ctx, gy, *, divisor, geometry, conf):
         ctx.conf = conf
         shape, widths, kernel, stride, out = geometry
+        if kernels.use_kernel(gy) and gy.dtype in kernels.FLOAT_SUFFIX:
+            return _avg_pool2d_backward_kernel(gy, divisor, geometry)
         xp = get_array_module(gy)
         padded = tuple(n + a + b for n, (a, b) in zip(shape, widths))
         gpad = xp.zeros(padded, dtype=gy.dtype)
@@ -293,6 +307,292 @@ class AvgPool2dScatter(Function):
     @staticmethod
     def backward(ctx, g):
         return apply(AvgPool2d, g, **ctx.conf)
+
+
+# ----------------------------------------------------- max and avg pooling, as CUDA kernels
+
+_POOL = kernels.CudaSource("pool2d", r"""
+// Max and average pooling on a GPU: one thread per element of the array written (a
+// grid-stride loop, flat indices in 64 bits), every leading axis flattened into planes of
+// (H, W). Window (p, q) covers the input rows p·sh − ph + i and columns q·sw − pw + j for
+// the kernel offsets 0 <= i < kh, 0 <= j < kw; what falls outside the input is padding.
+// The gradients are gathers (each input element sums what it receives): no atomics.
+
+__device__ __forceinline__ int tg_min(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ int tg_max(int a, int b) { return a > b ? a : b; }
+
+// The windows (p0..p1) that contain padded position t along an axis of Ho windows.
+__device__ __forceinline__ void tg_windows_over(int t, int k, int s, int out, int& p0, int& p1) {
+    p0 = t < k ? 0 : (t - k) / s + 1;
+    p1 = tg_min(t / s, out - 1);
+}
+
+template <typename T, typename A>
+__device__ void max_pool2d_forward(const T* __restrict__ x, T* __restrict__ y,
+                                   A* __restrict__ argmax, long long total, int h, int w,
+                                   int ho, int wo, int kh, int kw, int sh, int sw,
+                                   int ph, int pw) {
+    // each thread computes one output y[plane, p, q], the maximum of the window's input
+    // elements (the −inf padding never wins), and argmax[plane, p, q], the offset i·kw + j
+    // of the first maximum in raster order (a later element wins only if strictly
+    // greater). A NaN becomes the value and stays it; argmax keeps the largest number
+    // seen before it. As the generic path.
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int q = (int)(t % wo), p = (int)(t / wo % ho);
+        const long long plane = t / wo / ho;
+        const int y0 = p * sh - ph, x0 = q * sw - pw;
+        const int i0 = tg_max(-y0, 0), i1 = tg_min(kh, h - y0);
+        const int j0 = tg_max(-x0, 0), j1 = tg_min(kw, w - x0);
+        const T* src = x + plane * h * w;
+        T best = src[(long long)(y0 + i0) * w + x0 + j0];
+        int arg = i0 * kw + j0;
+        for (int i = i0; i < i1; ++i) {
+            for (int j = j0; j < j1; ++j) {
+                const T v = src[(long long)(y0 + i) * w + x0 + j];
+                if (v > best) {
+                    best = v;
+                    arg = i * kw + j;
+                } else if (v != v) {
+                    best = v;  // NaN
+                }
+            }
+        }
+        y[t] = best;
+        argmax[t] = (A)arg;
+    }
+}
+
+template <typename T, typename A>
+__device__ void max_pool2d_backward(const T* __restrict__ dy, const A* __restrict__ argmax,
+                                    T* __restrict__ dx, long long total, int h, int w,
+                                    int ho, int wo, int kh, int kw, int sh, int sw,
+                                    int ph, int pw) {
+    // each thread computes one input element dx[plane, y, x]: the sum of dy[plane, p, q]
+    // over the windows (p, q) that contain it and whose argmax it is, in raster order (as
+    // the generic path's scatter adds them)
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int ty = (int)(t / w % h) + ph, tx = (int)(t % w) + pw;  // in the padded frame
+        const long long plane = t / w / h;
+        int p0, p1, q0, q1;
+        tg_windows_over(ty, kh, sh, ho, p0, p1);
+        tg_windows_over(tx, kw, sw, wo, q0, q1);
+        T acc = T(0);
+        for (int p = p0; p <= p1; ++p) {
+            const long long row = (plane * ho + p) * wo;
+            for (int q = q0; q <= q1; ++q) {
+                if ((int)argmax[row + q] == (ty - p * sh) * kw + (tx - q * sw)) {
+                    acc += dy[row + q];
+                }
+            }
+        }
+        dx[t] = acc;
+    }
+}
+
+template <typename T>
+__device__ void avg_pool2d_sum(const T* __restrict__ x, T* __restrict__ y, long long total,
+                               int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+                               int ph, int pw) {
+    // each thread computes one output y[plane, p, q]: the sum of the window's input
+    // elements in raster order (the padding adds zeros); pool.py divides by the divisor
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int q = (int)(t % wo), p = (int)(t / wo % ho);
+        const long long plane = t / wo / ho;
+        const int y0 = p * sh - ph, x0 = q * sw - pw;
+        const int i1 = tg_min(kh, h - y0), j1 = tg_min(kw, w - x0);
+        const T* src = x + plane * h * w;
+        T acc = T(0);
+        for (int i = tg_max(-y0, 0); i < i1; ++i) {
+            for (int j = tg_max(-x0, 0); j < j1; ++j) {
+                acc += src[(long long)(y0 + i) * w + x0 + j];
+            }
+        }
+        y[t] = acc;
+    }
+}
+
+template <typename T>
+__device__ void avg_pool2d_backward(const T* __restrict__ dy, const T* __restrict__ divisor,
+                                    T* __restrict__ dx, long long total, int h, int w,
+                                    int ho, int wo, int kh, int kw, int sh, int sw,
+                                    int ph, int pw) {
+    // each thread computes one input element dx[plane, y, x]: the sum of
+    // dy[plane, p, q] / divisor[p, q] over the windows that contain it, in the generic
+    // path's order (by kernel offset i = ty − p·sh ascending: p descending; q alike)
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int ty = (int)(t / w % h) + ph, tx = (int)(t % w) + pw;  // in the padded frame
+        const long long plane = t / w / h;
+        int p0, p1, q0, q1;
+        tg_windows_over(ty, kh, sh, ho, p0, p1);
+        tg_windows_over(tx, kw, sw, wo, q0, q1);
+        T acc = T(0);
+        for (int p = p1; p >= p0; --p) {
+            const long long row = (plane * ho + p) * wo;
+            for (int q = q1; q >= q0; --q) {
+                acc += dy[row + q] / divisor[p * wo + q];
+            }
+        }
+        dx[t] = acc;
+    }
+}
+
+// entry points, one per element type (and argmax type): the host names kernels by
+// their extern "C" names, which templates do not have
+extern "C" __global__ void max_pool2d_forward_f32_i8(
+        const float* __restrict__ x, float* __restrict__ y, signed char* __restrict__ argmax,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_forward<float, signed char>(
+        x, y, argmax, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_forward_f32_i32(
+        const float* __restrict__ x, float* __restrict__ y, int* __restrict__ argmax,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_forward<float, int>(
+        x, y, argmax, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_forward_f64_i8(
+        const double* __restrict__ x, double* __restrict__ y, signed char* __restrict__ argmax,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_forward<double, signed char>(
+        x, y, argmax, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_forward_f64_i32(
+        const double* __restrict__ x, double* __restrict__ y, int* __restrict__ argmax,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_forward<double, int>(
+        x, y, argmax, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_backward_f32_i8(
+        const float* __restrict__ dy, const signed char* __restrict__ argmax,
+        float* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_backward<float, signed char>(
+        dy, argmax, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_backward_f32_i32(
+        const float* __restrict__ dy, const int* __restrict__ argmax, float* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_backward<float, int>(
+        dy, argmax, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_backward_f64_i8(
+        const double* __restrict__ dy, const signed char* __restrict__ argmax,
+        double* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_backward<double, signed char>(
+        dy, argmax, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void max_pool2d_backward_f64_i32(
+        const double* __restrict__ dy, const int* __restrict__ argmax, double* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    max_pool2d_backward<double, int>(
+        dy, argmax, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void avg_pool2d_sum_f32(
+        const float* __restrict__ x, float* __restrict__ y,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    avg_pool2d_sum<float>(
+        x, y, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void avg_pool2d_sum_f64(
+        const double* __restrict__ x, double* __restrict__ y,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    avg_pool2d_sum<double>(
+        x, y, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void avg_pool2d_backward_f32(
+        const float* __restrict__ dy, const float* __restrict__ divisor, float* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    avg_pool2d_backward<float>(
+        dy, divisor, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+extern "C" __global__ void avg_pool2d_backward_f64(
+        const double* __restrict__ dy, const double* __restrict__ divisor, double* __restrict__ dx,
+        long long total, int h, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+        int ph, int pw) {
+    avg_pool2d_backward<double>(
+        dy, divisor, dx, total, h, w, ho, wo, kh, kw, sh, sw, ph, pw);
+}
+""", functions=(
+    "max_pool2d_forward_f32_i8", "max_pool2d_forward_f32_i32",
+    "max_pool2d_forward_f64_i8", "max_pool2d_forward_f64_i32",
+    "max_pool2d_backward_f32_i8", "max_pool2d_backward_f32_i32",
+    "max_pool2d_backward_f64_i8", "max_pool2d_backward_f64_i32", "avg_pool2d_sum_f32",
+    "avg_pool2d_sum_f64", "avg_pool2d_backward_f32", "avg_pool2d_backward_f64"))
+
+
+_ARGMAX_SUFFIX = {np.dtype(np.int8): "i8", np.dtype(np.int32): "i32"}
+
+
+def _pool_ints(shape, kernel: Pair, stride: Pair, padding: Pair, out: Pair):
+    """The kernels' geometry arguments h, w, ho, wo, kh, kw, sh, sw, ph, pw, as np.int32."""
+    return kernels.int32s(*shape[-2:], *out, *kernel, *stride, *padding)
+
+
+def _max_pool2d_kernel(x, kernel: Pair, stride: Pair, padding: Pair, out: Pair):
+    """Max pooling's forward as one launch of ``_POOL``: (y, argmax), argmax in the
+    generic path's dtype (int8 for kernels up to 127 elements)."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    y = xp.empty(x.shape[:-2] + out, dtype=x.dtype)
+    argmax = xp.empty(y.shape, dtype=xp.int8 if kernel[0] * kernel[1] <= 127 else xp.int32)
+    name = (f"max_pool2d_forward_{kernels.FLOAT_SUFFIX[x.dtype]}_"
+            f"{_ARGMAX_SUFFIX[argmax.dtype]}")
+    kernels.launch(_POOL, name, y.size, (x, y, argmax, np.int64(y.size),
+                                         *_pool_ints(x.shape, kernel, stride, padding, out)))
+    return y, argmax
+
+
+def _max_pool2d_backward_kernel(gy, argmax, geometry):
+    """Max pooling's input gradient as one launch of ``_POOL`` (a gather)."""
+    xp = get_array_module(gy)
+    shape, kernel, stride, padding, out = geometry
+    gy, argmax = xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax)
+    dx = xp.empty(shape, dtype=gy.dtype)
+    name = (f"max_pool2d_backward_{kernels.FLOAT_SUFFIX[gy.dtype]}_"
+            f"{_ARGMAX_SUFFIX[argmax.dtype]}")
+    kernels.launch(_POOL, name, dx.size, (gy, argmax, dx, np.int64(dx.size),
+                                          *_pool_ints(shape, kernel, stride, padding, out)))
+    return dx
+
+
+def _avg_pool2d_sum_kernel(x, kernel: Pair, stride: Pair, padding: Pair, out: Pair):
+    """The window sums of average pooling as one launch of ``_POOL``."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    y = xp.empty(x.shape[:-2] + out, dtype=x.dtype)
+    kernels.launch(_POOL, f"avg_pool2d_sum_{kernels.FLOAT_SUFFIX[x.dtype]}", y.size,
+                   (x, y, np.int64(y.size), *_pool_ints(x.shape, kernel, stride, padding, out)))
+    return y
+
+
+def _avg_pool2d_backward_kernel(gy, divisor, geometry):
+    """Average pooling's input gradient as one launch of ``_POOL`` (a gather)."""
+    xp = get_array_module(gy)
+    shape, widths, kernel, stride, out = geometry
+    padding = (widths[-2][0], widths[-1][0])  # the left paddings are the op's padding
+    gy = xp.ascontiguousarray(gy)
+    divisor = xp.ascontiguousarray(divisor, dtype=gy.dtype)
+    dx = xp.empty(shape, dtype=gy.dtype)
+    kernels.launch(_POOL, f"avg_pool2d_backward_{kernels.FLOAT_SUFFIX[gy.dtype]}", dx.size,
+                   (gy, divisor, dx, np.int64(dx.size),
+                    *_pool_ints(shape, kernel, stride, padding, out)))
+    return dx
 
 
 def _averaging_matrix(xp, size: int, out: int, dtype):
