@@ -21,12 +21,16 @@ need no download. Into ``--out DIR`` the run writes:
 and its last line on stdout is ``test accuracy: 0.xxxx``.
 
 Data parallel: launched by ``mpiexec -n N`` (or ``srun``; ``--distributed`` forces it),
-the run splits every batch of ``--batch-size`` over the N ranks (it must divide), each
-rank taking its shard of the data set through a DistributedSampler, with BatchNorm
-synchronised (SyncBatchNorm) and gradients averaged (DistributedDataParallel). The
-metrics are those of the whole batch and test set (summed over the ranks); only rank 0
-prints and writes files, and the checkpoint keeps every rank's RNG state, so
-``--resume`` continues with the same samples and augmentation on every rank.
+the run splits every batch of ``--batch-size`` over the N ranks (it must divide): every
+rank draws the batch a single process would (same order, same augmentation) and trains
+on its slice of it, with BatchNorm synchronised (SyncBatchNorm) and gradients averaged
+(DistributedDataParallel) — so it is the computation of ``make train``, up to the order
+of floating-point sums, and reaches its accuracy. (Drawing the whole batch on every rank
+is cheap for images this small; a large data set would give each rank its own shard
+with ``tg.data.DistributedSampler``, which draws different batches.) The metrics are
+those of the whole batch and test set (summed over the ranks); only rank 0 prints and
+writes files, and the checkpoint keeps every rank's RNG state, so ``--resume``
+continues exactly.
 
 Kill-safety: the run may be killed (even with SIGKILL) at any moment and continued
 with ``--resume``. Three rules make that exact:
@@ -359,17 +363,28 @@ def count_correct(logits, y) -> int:
     return int((logits.data.argmax(axis=1) == y.data).sum())
 
 
-def train_epoch(model, loader, optimizer, device, bar) -> tuple[float, int, int]:
-    """One pass over ``loader``: (summed loss, correct predictions, images)."""
+def train_epoch(model, loader, optimizer, device, bar,
+                rank: int = 0, ranks: int = 1) -> tuple[float, int, int]:
+    """One pass over ``loader``: (summed loss, correct predictions, images). With
+    several ranks each trains on its slice of every batch."""
     model.train()
     seen = correct = 0
     loss_sum = 0.0
     start = time.perf_counter()
     for x, y in loader:
+        total = len(y)
+        if ranks > 1:
+            if total < ranks:  # (a last batch too small to give every rank a sample)
+                continue
+            part = slice(rank * total // ranks, (rank + 1) * total // ranks)
+            x, y = x[part], y[part]
         x, y = x.to(device), y.to(device)
         logits, loss = loss_of(model(x), y)
+        # the gradients are averaged over the ranks: weighting each rank's mean by its
+        # share of the batch makes that the whole batch's mean (slices may differ by one)
+        scale = len(y) * ranks / total
         optimizer.zero_grad()
-        loss.backward()
+        (loss * scale if scale != 1 else loss).backward()
         optimizer.step()
         n = len(y)
         seen += n
@@ -503,22 +518,18 @@ def run(args, ranks: Ranks | None = None) -> dict:
     model.to(device)
     check_input_size(model, test_transform(test_set.get_batch(np.arange(1))[0]), args, device)
     net = model  # what the training loop calls: the model, or its data-parallel wrapper
-    sampler = None
     if ranks.enabled:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=None if device == "cpu" else [device])
-        # every rank its shard of the same (seed, epoch) permutation
-        sampler = data.DistributedSampler(train_set, ranks.size, ranks.rank, seed=args.seed)
         test_set = data.Subset(test_set, np.arange(ranks.rank, len(test_set), ranks.size))
     optimizer = make_optimizer(args, model.parameters())
     scheduler = make_scheduler(args, optimizer)
-    # the loader augments in a background thread, one batch ahead of the model; each
-    # rank draws its own augmentation (rank 0 the one a single process draws)
-    loader_seed = args.seed if ranks.main else epoch_seed(args.seed, 0, ranks.rank)
-    train_loader = data.DataLoader(train_set, batch_size=args.batch_size // ranks.size,
-                                   shuffle=sampler is None, sampler=sampler, seed=loader_seed,
-                                   transform=train_transform, prefetch=2)
+    # the loader augments in a background thread, one batch ahead of the model; every
+    # rank draws the batches (and augmentation) a single process draws, and trains on
+    # its slice of each (train_epoch)
+    train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                   seed=args.seed, transform=train_transform, prefetch=2)
     test_loader = data.DataLoader(test_set, batch_size=max(args.batch_size, 256),
                                   transform=test_transform)
 
@@ -550,13 +561,12 @@ def run(args, ranks: Ranks | None = None) -> dict:
     for epoch in range(len(history) + 1, args.epochs + 1):
         tg.manual_seed(epoch_seed(args.seed, epoch, ranks.rank))
         train_loader.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         with tqdm(total=len(train_loader), desc=f"epoch {epoch}/{args.epochs}", file=sys.stderr,
                   unit="batch", leave=False, disable=args.no_progress or not ranks.main) as bar:
-            sums = train_epoch(net, train_loader, optimizer, device, bar)
+            sums = train_epoch(net, train_loader, optimizer, device, bar, ranks.rank,
+                               ranks.size)
         sums += evaluate(model, test_loader, device)
         train_loss, train_correct, train_seen, test_loss, test_correct, test_seen = \
             ranks.sum(*sums)  # the whole batch's and test set's, over the ranks

@@ -2,15 +2,14 @@
 
 A kernel sits next to the op it speeds up, as a full CUDA source declared at module level:
 
-    _POOL = kernels.CudaSource("max_pool2d", r'''
-    extern "C" __global__ void max_pool2d_backward_f32(...) { ... }
-    ''', functions=("max_pool2d_backward_f32",))
+    _POOL = kernels.CudaSource("pool2d", r'''
+    extern "C" __global__ void avg_pool2d_backward_f32(const float* dy, ...) { ... }
+    ''', functions=("avg_pool2d_backward_f32", ...))
 
-    def backward(ctx, gy):
-        if kernels.use_kernel(gy) and <the case is supported>:   # the one visible decision
-            _POOL.function("max_pool2d_backward_f32")(grid, block, args)
-        else:
-            ...  # the generic xp path: the kernel's reference, tested against it on a GPU
+    def forward(ctx, gy, ...):
+        if kernels.use_kernel(gy) and gy.dtype in kernels.FLOAT_SUFFIX:  # the one decision
+            return _avg_pool2d_backward_kernel(gy, ...)  # kernels.launch(_POOL, name, ...)
+        ...  # the generic xp path: the kernel's reference, tested against it on a GPU
 
 Declaring a source compiles nothing and needs no CuPy: ``function`` compiles it with
 NVRTC on first use (through ``cupy.RawModule``, which caches it per device and on disk).
@@ -24,6 +23,7 @@ The kernels are off unless ``tg.backends.cuda.kernels`` (or ``TG_CUDA_KERNELS=1`
 them on: until ``make gpu-check`` has run them on a GPU, only their compilation (NVRTC)
 and their logic (``tests/cuda_emulation.py``: the same source built with g++, its grid
 run thread by thread on the CPU) are verified.
+
 Every declared source is in ``SOURCES``, and ``tests/test_kernels_compile.py`` compiles
 each one for ``ARCHS`` with NVRTC alone, no GPU, so a syntax or type error fails CI.
 The project writes only full sources (``RawModule``), not ``ElementwiseKernel`` snippets,

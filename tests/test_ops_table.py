@@ -712,13 +712,33 @@ def test_table_covers_every_op_of_the_spec():
 
 @pytest.mark.parametrize("index", [np.array([0, 0, 0, 2]), [1, 1], (np.array([2, 2]),
                                                                       np.array([1, 1]))])
-def test_getitem_gradient_accumulates_repeated_indices(index):
-    x = tg.zeros(3, 4, dtype=tg.float64, requires_grad=True)
-    x[index].sum().backward()
+def test_getitem_gradient_accumulates_repeated_indices(index, device):
+    x = tg.zeros(3, 4, dtype=tg.float64, requires_grad=True, device=device)
+    x[index].sum().backward()  # host (NumPy) index arrays on any device
     expected = np.zeros((3, 4))
     np.add.at(expected, index if not isinstance(index, list) else np.array(index), 1.0)
     np.testing.assert_array_equal(x.grad.numpy(), expected)
     assert expected.max() >= 2  # the index really repeats
+
+
+def test_host_indices_index_a_tensor_on_any_device_and_device_indices_only_their_own(device):
+    """A NumPy index array, mask or CPU index tensor is moved to the tensor's device, as
+    CuPy and PyTorch move it (not a mix of devices); a CUDA index for a CPU tensor is."""
+    a = np.arange(12.0).reshape(4, 3)
+    x = tg.tensor(a, device=device)
+    rows, mask = np.array([3, 0, 3]), np.array([True, False, True, False])
+    for index in (rows, mask, tg.tensor(rows), (rows, np.array([2, 1, 0])), (mask, 1)):
+        expected = a[tuple(i.numpy() if isinstance(i, tg.Tensor) else i
+                           for i in (index if isinstance(index, tuple) else (index,)))]
+        got = x[index]
+        assert got.device == x.device
+        np.testing.assert_array_equal(got.numpy(), expected)
+    y = x.clone()
+    y[rows] = 0.0  # an in-place write through a host index
+    assert y.numpy()[[0, 3]].sum() == 0 and y.numpy()[1].tolist() == [3.0, 4.0, 5.0]
+    if x.device != "cpu":
+        with pytest.raises(RuntimeError, match="cuda"):
+            tg.tensor(a)[tg.tensor(rows, device=device)]
 
 
 def test_log_softmax_and_softmax_are_stable_for_huge_logits():

@@ -492,10 +492,11 @@ def _method(name: str):
 
 
 # The methods CuPy's ndarray has, as NumPy's ndarray runs them (what is defined above,
-# and CuPy's own extras such as scatter_add, are not taken from NumPy).
+# CuPy's own extras such as scatter_add, and writing to files or bytes are not taken).
 def _add_methods(names) -> None:
     for name in names:
-        if name.startswith("_") or name in ndarray.__dict__:
+        if name.startswith("_") or name in ndarray.__dict__ or name in (
+                "dump", "dumps", "tofile", "tobytes"):
             continue
         if callable(getattr(np.ndarray, name, None)):
             setattr(ndarray, name, _method(name))
