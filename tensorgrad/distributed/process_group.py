@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from typing import Any
 
 from .. import backend
@@ -190,4 +191,7 @@ def _abort_job(exc_type, exc, tb) -> None:
                      f"with {exc_type.__name__}; aborting the job\n")
     sys.stderr.flush()
     sys.stdout.flush()
+    # the launcher forwards output through its own proxies and kills every rank on
+    # Abort: a moment first, so that the error message reaches the user
+    time.sleep(0.5)
     group.MPI.COMM_WORLD.Abort(1)
