@@ -16,6 +16,18 @@ import numpy as np
 from .. import backend
 from .grad_mode import is_grad_enabled
 
+_Tensor: type | None = None  # tensorgrad.tensor.Tensor, which imports this module
+
+
+def _tensor_type() -> type:
+    """Tensor, imported on first use (a module-level import would be circular)."""
+    global _Tensor
+    if _Tensor is None:
+        from ..tensor import Tensor
+
+        _Tensor = Tensor
+    return _Tensor
+
 # ------------------------------------------------------------- instrumentation
 # Observers that tensorgrad.profiler and tensorgrad.anomaly install; empty by default
 # so an op pays one truth test for them.
@@ -240,16 +252,16 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        from ..tensor import Tensor
-
+        Tensor = _Tensor or _tensor_type()
         tensors = [a for a in args if isinstance(a, Tensor)]
         device = _common_device(cls, tensors)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         recording = is_grad_enabled() and any(needs)
         ctx = Context(needs, recording)
-        ctx._fn_name = cls.__name__
-        if recording and cls.composite is not None:
-            ctx._kwargs = kwargs
+        if recording:
+            ctx._fn_name = cls.__name__
+            if cls.composite is not None:
+                ctx._kwargs = kwargs
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
 
         if observers:
@@ -288,12 +300,10 @@ class Function:
 def _check_outputs(fn: type, outs: tuple) -> None:
     """forward must return raw arrays: a Tensor there is the PyTorch habit that nests
     tensors and fails much later, so it is refused at once with the rule."""
-    from ..tensor import Tensor
-
     for o in outs:
         if type(o) is np.ndarray:  # the common case, in one test
             continue
-        if isinstance(o, Tensor):
+        if isinstance(o, _Tensor or _tensor_type()):
             raise TypeError(
                 f"{fn.__name__}.forward returned a Tensor; forward and backward work on raw "
                 f"arrays (the .data of the inputs, NumPy or CuPy): return an array, e.g. "
