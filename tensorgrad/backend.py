@@ -150,7 +150,43 @@ def to_device(a: Any, device: Device):
 
 
 def to_numpy(a: Any) -> np.ndarray:
-    return _cupy.asnumpy(a) if is_cupy_array(a) else np.asarray(a)
+    """A host copy of ``a`` (the array itself on the CPU): a transfer the user asked
+    for, so the checks kept on the GPU are read first (see ``check_later``)."""
+    if not is_cupy_array(a):
+        return np.asarray(a)
+    raise_deferred()
+    return _cupy.asnumpy(a)
+
+
+# ------------------------------------------------------------ checks kept on a GPU
+# A check of values on a GPU (a class target out of range) would cost a device->host
+# transfer, which waits for the GPU, in the middle of every training step. Such checks
+# are kept here as 0-d device flags and read together at the next transfer the user
+# asks for (.item(), .numpy(), printing), as PyTorch's device-side asserts surface at
+# its next synchronisation: the error still comes before any value is seen.
+_deferred: list[tuple[Any, Any]] = []  # (0-d bool device array: failed?, error factory)
+_MAX_DEFERRED = 64  # read them at the latest every 64 checks (one transfer for all)
+
+
+def check_later(failed: Any, error: Any) -> None:
+    """Keep the check ``failed`` (a 0-d bool CuPy array) until the next transfer;
+    ``error()`` builds the exception to raise if it failed (it may read device values:
+    it only runs then)."""
+    _deferred.append((failed, error))
+    if len(_deferred) >= _MAX_DEFERRED:
+        raise_deferred()
+
+
+def raise_deferred() -> None:
+    """Read every kept check in one transfer; raise the first failed one's error."""
+    if not _deferred:
+        return
+    pending = _deferred[:]
+    _deferred.clear()
+    flags = _cupy.asnumpy(_cupy.stack([f for f, _ in pending]))
+    for (_, error), failed in zip(pending, flags):
+        if failed:
+            raise error()
 
 
 # ---------------------------------------------------------------- random numbers

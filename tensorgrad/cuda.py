@@ -53,6 +53,7 @@ def synchronize(device: Any = None) -> None:
     if reason is not None:
         raise RuntimeError(f"tg.cuda.synchronize: CUDA is not available: {reason}")
     backend._cupy.cuda.Device(_index(device)).synchronize()
+    backend.raise_deferred()  # the checks kept on the GPU (backend.check_later)
 
 
 class _PeakCounter:

@@ -183,6 +183,8 @@ class Tensor:
             raise ValueError(
                 f"item() needs a tensor with exactly one element, got shape {self.shape}"
             )
+        if backend.is_cupy_array(self.data):
+            backend.raise_deferred()  # a transfer: the checks kept on the GPU come first
         return self.data.reshape(()).item()
 
     def numpy(self) -> np.ndarray:

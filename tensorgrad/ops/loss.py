@@ -49,11 +49,13 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function, is_grad_enabled
-from ..backend import get_array_module, to_numpy
+from ..backend import check_later, get_array_module, is_cupy_array, to_numpy
 from ..tensor import Tensor
 from .elementwise import where
 from .embedding import onehot_array
+from .reduce import ROW_HELPERS_CUDA
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -90,11 +92,13 @@ def _grad_scale(g, loss_shape: tuple, reduction: str, count=None):
         return g
     if count is None:
         count = math.prod(loss_shape)
+    # With no kept targets (count 0) the masked gradient is 0 whatever the scale, as
+    # PyTorch's: divide by 1 there.
     if isinstance(count, int):
-        # With no kept targets (count 0) the masked gradient is 0 whatever the scale,
-        # as PyTorch's.
         count = max(count, 1)
-    # g is a 0-d array of the input's dtype (and a weight sum has it too): no upcast
+    else:
+        count = get_array_module(count).where(count == 0, count.dtype.type(1), count)
+    # g is a 0-d array of the input's dtype (and so is an array count): no upcast
     return g / count
 
 
@@ -150,7 +154,7 @@ def _class_index_composite(logp: Tensor, target: Tensor, weight: Tensor | None, 
     """-Σ_c w_c·q_c·logp_c per target, reduced as the forward does: cross-entropy of
     log-probabilities ``logp`` (NLL is the case ε = 0), for ``composite``. The target
     distribution is a constant array; only ``logp`` carries gradients."""
-    target, count = _drop_ignored(target.data, valid)
+    target, count = _drop_ignored(target.data, valid, logp.dtype)
     w = None if weight is None else weight.data
     a = _target_distribution(target, logp.shape[1], logp.dtype, label_smoothing, w)
     if w is not None:
@@ -183,14 +187,18 @@ def _over_classes(scale, reduction: str):
     return get_array_module(scale).expand_dims(scale, 1)
 
 
-def _drop_ignored(target, valid):
+def _drop_ignored(target, valid, dtype):
     """``target`` with ignored entries (``valid`` False) replaced by class 0, so that
     indexing stays in range (their losses are zeroed afterwards), and the number of
-    kept targets; (target, None) when nothing is ignored (``valid`` is None)."""
+    kept targets; (target, None) when nothing is ignored (``valid`` is None). The number
+    is an int on the CPU; on a GPU a 0-d array of ``dtype`` (reading it would wait for
+    the GPU in every step)."""
     if valid is None:
         return target, None
     xp = get_array_module(target)
-    return xp.where(valid, target, 0), int(valid.sum())
+    kept = valid.sum()
+    return xp.where(valid, target, 0), (kept.astype(dtype) if is_cupy_array(kept)
+                                        else int(kept))
 
 
 class CrossEntropy(Function):
@@ -201,19 +209,25 @@ class CrossEntropy(Function):
     def forward(ctx, x, target, weight, *, reduction, label_smoothing, valid=None):
         xp = get_array_module(x)
         num_classes = x.shape[1]
-        target, count = _drop_ignored(target, valid)
-        logp, p = _log_softmax(x)
-        loss = -_pick(logp, target)
-        if weight is not None:
-            target_weight = weight[target]
-            loss *= target_weight
-            count = _total_weight(target_weight, valid)
-        if label_smoothing:
-            loss *= 1.0 - label_smoothing
-            weighted_logp = logp if weight is None else logp * _class_axis(weight, x.ndim)
-            loss -= (label_smoothing / num_classes) * weighted_logp.sum(axis=1)
-        if valid is not None:  # where, not a product: an ignored row's loss may be inf
-            loss = xp.where(valid, loss, loss.dtype.type(0))
+        if kernels.use_kernel(x) and _ce_by_rows(x):
+            loss, p = _cross_entropy_kernel(x, target, weight, label_smoothing, valid)
+            target, count = _drop_ignored(target, valid, x.dtype)
+            if weight is not None:  # (the kernel has weighted the losses)
+                count = _total_weight(weight[target], valid)
+        else:
+            target, count = _drop_ignored(target, valid, x.dtype)
+            logp, p = _log_softmax(x)
+            loss = -_pick(logp, target)
+            if weight is not None:
+                target_weight = weight[target]
+                loss *= target_weight
+                count = _total_weight(target_weight, valid)
+            if label_smoothing:
+                loss *= 1.0 - label_smoothing
+                weighted_logp = logp if weight is None else logp * _class_axis(weight, x.ndim)
+                loss -= (label_smoothing / num_classes) * weighted_logp.sum(axis=1)
+            if valid is not None:  # where, not a product: an ignored row's loss may be inf
+                loss = xp.where(valid, loss, loss.dtype.type(0))
         ctx.save_for_backward(p, target, *(() if weight is None else (weight,)))
         ctx.reduction, ctx.label_smoothing = reduction, label_smoothing
         ctx.valid, ctx.count = valid, count
@@ -222,6 +236,8 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         p, target, *weight = ctx.saved_tensors
+        if kernels.use_kernel(p) and _ce_by_rows(p, g):  # (create_graph: ``composite``)
+            return _cross_entropy_backward_kernel(ctx, p, target, weight, g), None, None
         q = _target_distribution(target, p.shape[1], p.dtype, ctx.label_smoothing,
                                  weight[0] if weight else None)
         gx = _cross_entropy_grad(p, q, weighted=bool(weight))
@@ -237,6 +253,191 @@ class CrossEntropy(Function):
         return _class_index_composite(x.log_softmax(dim=1), target, weight,
                                       reduction=reduction, label_smoothing=label_smoothing,
                                       valid=valid)
+
+
+# ------------------------------------------------------ cross-entropy, as CUDA kernels
+
+_CROSS_ENTROPY = kernels.CudaSource("cross_entropy", ROW_HELPERS_CUDA + r"""
+// Cross-entropy of (rows, n) logits (C-contiguous, n classes) against class indices, with
+// class weights w (ones when none are given: multiplying by 1 is exact), label smoothing
+// (keep = 1 − ε, share = ε/n, applied when ``smoothing``) and ignored targets (target −1).
+// One thread per row, the generic path's arithmetic element by element (tg_row_* sum in
+// double). A target outside [0, n) (on a GPU the op checks it later and raises) makes
+// the row NaN instead of reading out of bounds. The reduction over rows is left to the
+// caller: a sum across threads would need atomics or a second kernel.
+
+template <typename T>
+__device__ void cross_entropy_forward(const T* __restrict__ x, const long long* __restrict__ target,
+                                      const T* __restrict__ w, T* __restrict__ loss,
+                                      T* __restrict__ p, long long rows, int n, int smoothing,
+                                      T keep, T share) {
+    // each thread computes one row: p = softmax(x) (saved for the backward) and the loss
+    // −w_t·[(1 − ε)·logp_t] + ... as ops/loss.py: −w_t·logp_t, times 1 − ε, minus
+    // ε/n · Σ_c w_c·logp_c; 0 for an ignored target
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* xr = x + r * n;
+        T* pr = p + r * n;
+        const T m = tg_row_max(xr, n);
+        const T total = tg_row_sum_exp(xr, n, m);
+        const T lse = tg_log(total);
+        for (int j = 0; j < n; ++j) pr[j] = tg_exp(xr[j] - m) / total;
+        const long long t = target[r];
+        if (t < 0) {
+            loss[r] = T(0);
+            continue;
+        }
+        if (t >= n) {
+            loss[r] = (T)nan("");
+            continue;
+        }
+        T l = -((xr[t] - m) - lse);
+        l *= w[t];
+        if (smoothing) {
+            double acc = 0.0;
+            for (int j = 0; j < n; ++j) acc += (double)(((xr[j] - m) - lse) * w[j]);
+            l *= keep;
+            l -= share * (T)acc;
+        }
+        loss[r] = l;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ T tg_target_mass(int j, long long cls, const T* __restrict__ w,
+                                            int weighted, int smoothing, T keep, T share) {
+    // a_j = w_j·q_j, q the smoothed one-hot of class cls (ops/loss.py's order of operations)
+    T a = j == cls ? T(1) : T(0);
+    if (smoothing) {
+        a *= keep;
+        a += share;
+    }
+    if (weighted) a *= w[j];
+    return a;
+}
+
+template <typename T>
+__device__ void cross_entropy_backward(const T* __restrict__ p,
+                                       const long long* __restrict__ target,
+                                       const T* __restrict__ w, const T* __restrict__ scale,
+                                       T* __restrict__ dx, long long rows, int n,
+                                       long long scale_step, int weighted, int smoothing,
+                                       T keep, T share) {
+    // each thread computes one row dx = (p·Σa − a)·scale (p − a unweighted: Σa = 1),
+    // times 0 for an ignored target (its class taken as 0, as the generic path does)
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* pr = p + r * n;
+        T* dr = dx + r * n;
+        const long long t = target[r];
+        if (t >= n) {
+            for (int j = 0; j < n; ++j) dr[j] = (T)nan("");
+            continue;
+        }
+        const long long cls = t < 0 ? 0 : t;
+        const T kept = t < 0 ? T(0) : T(1);
+        const T s = scale[r * scale_step];
+        T mass = T(1);
+        if (weighted) {
+            double acc = 0.0;
+            for (int j = 0; j < n; ++j)
+                acc += (double)tg_target_mass(j, cls, w, weighted, smoothing, keep, share);
+            mass = (T)acc;
+        }
+        for (int j = 0; j < n; ++j) {
+            const T a = tg_target_mass(j, cls, w, weighted, smoothing, keep, share);
+            T d = weighted ? pr[j] * mass - a : pr[j] - a;
+            d *= s;
+            d *= kept;
+            dr[j] = d;
+        }
+    }
+}
+
+// entry points, one per element type
+extern "C" __global__ void cross_entropy_forward_f32(
+        const float* __restrict__ x, const long long* __restrict__ target,
+        const float* __restrict__ w, float* __restrict__ loss, float* __restrict__ p,
+        long long rows, int n, int smoothing, float keep, float share) {
+    cross_entropy_forward<float>(x, target, w, loss, p, rows, n, smoothing, keep, share);
+}
+extern "C" __global__ void cross_entropy_forward_f64(
+        const double* __restrict__ x, const long long* __restrict__ target,
+        const double* __restrict__ w, double* __restrict__ loss, double* __restrict__ p,
+        long long rows, int n, int smoothing, double keep, double share) {
+    cross_entropy_forward<double>(x, target, w, loss, p, rows, n, smoothing, keep, share);
+}
+extern "C" __global__ void cross_entropy_backward_f32(
+        const float* __restrict__ p, const long long* __restrict__ target,
+        const float* __restrict__ w, const float* __restrict__ scale, float* __restrict__ dx,
+        long long rows, int n, long long scale_step, int weighted, int smoothing, float keep,
+        float share) {
+    cross_entropy_backward<float>(p, target, w, scale, dx, rows, n, scale_step, weighted,
+                                  smoothing, keep, share);
+}
+extern "C" __global__ void cross_entropy_backward_f64(
+        const double* __restrict__ p, const long long* __restrict__ target,
+        const double* __restrict__ w, const double* __restrict__ scale,
+        double* __restrict__ dx, long long rows, int n, long long scale_step, int weighted,
+        int smoothing, double keep, double share) {
+    cross_entropy_backward<double>(p, target, w, scale, dx, rows, n, scale_step, weighted,
+                                   smoothing, keep, share);
+}
+""", functions=("cross_entropy_forward_f32", "cross_entropy_forward_f64",
+                "cross_entropy_backward_f32", "cross_entropy_backward_f64"))
+
+
+def _ce_by_rows(x, *others) -> bool:
+    """The case the cross-entropy kernels take (with ``kernels.use_kernel(x)``): a
+    non-empty, C-contiguous float32/float64 (N, C) ``x`` (classes on the last axis), and
+    ``others`` (the backward's g) raw device arrays of its dtype."""
+    if x.ndim != 2 or x.size == 0 or x.dtype not in kernels.FLOAT_SUFFIX:
+        return False
+    return x.flags.c_contiguous and all(kernels.use_kernel(o) and o.dtype == x.dtype
+                                        for o in others)
+
+
+def _kernel_targets(xp, target, valid):
+    """The targets as the kernels read them: int64, −1 where ignored (``valid`` False)."""
+    target = target.astype(xp.int64)
+    return target if valid is None else xp.where(valid, target, xp.int64(-1))
+
+
+def _smoothing_args(eps: float, num_classes: int, dtype) -> tuple:
+    """(smoothing, keep, share): the kernels' label-smoothing arguments, 1 − ε and ε/C
+    rounded to ``dtype`` as the generic path's array arithmetic rounds them."""
+    t = np.dtype(dtype).type
+    return (*kernels.int32s(1 if eps else 0), t(1.0 - eps), t(eps / num_classes))
+
+
+def _cross_entropy_kernel(x, target, weight, eps: float, valid):
+    """The per-sample losses (N,) (weighted, smoothed, 0 where ignored) and softmax(x),
+    from one launch of ``_CROSS_ENTROPY``."""
+    xp = get_array_module(x)
+    (rows, n), suffix = x.shape, kernels.FLOAT_SUFFIX[x.dtype]
+    w = xp.ones(n, x.dtype) if weight is None else xp.ascontiguousarray(weight)
+    loss, p = xp.empty(rows, x.dtype), xp.empty(x.shape, x.dtype)
+    kernels.launch(_CROSS_ENTROPY, f"cross_entropy_forward_{suffix}", rows,
+                   (x, _kernel_targets(xp, target, valid), w, loss, p, np.int64(rows),
+                    *kernels.int32s(n), *_smoothing_args(eps, n, x.dtype)))
+    return loss, p
+
+
+def _cross_entropy_backward_kernel(ctx, p, target, weight: list, g):
+    """∂loss/∂x from one launch of ``_CROSS_ENTROPY`` (``target``: ignored ones already
+    replaced by class 0, ``ctx.valid`` says which)."""
+    xp = get_array_module(p)
+    (rows, n), suffix = p.shape, kernels.FLOAT_SUFFIX[p.dtype]
+    scale = xp.ascontiguousarray(_grad_scale(g, target.shape, ctx.reduction, ctx.count),
+                                 dtype=p.dtype).reshape(-1)
+    w = xp.ascontiguousarray(weight[0]) if weight else xp.ones(n, p.dtype)
+    dx = xp.empty(p.shape, p.dtype)
+    kernels.launch(_CROSS_ENTROPY, f"cross_entropy_backward_{suffix}", rows,
+                   (p, _kernel_targets(xp, target, ctx.valid), w, scale, dx, np.int64(rows),
+                    *kernels.int32s(n), np.int64(1 if ctx.reduction == "none" else 0),
+                    *kernels.int32s(1 if weight else 0),
+                    *_smoothing_args(ctx.label_smoothing, n, p.dtype)))
+    return dx
 
 
 class SoftCrossEntropy(Function):
@@ -295,7 +496,7 @@ class NLLLoss(Function):
     @staticmethod
     def forward(ctx, x, target, weight, *, reduction, valid=None):
         xp = get_array_module(x)
-        target, count = _drop_ignored(target, valid)
+        target, count = _drop_ignored(target, valid, x.dtype)
         loss = -_pick(x, target)
         target_weight = None
         if weight is not None:
@@ -476,8 +677,8 @@ def _check_float_input(op: str, name: str, x) -> None:
 
 def _check_class_target(op: str, x: Tensor, target, ignore_index: int | None = None):
     """(N, C, d...) input against an integer (N, d...) target with values in [0, C),
-    apart from those equal to ``ignore_index``. Returns the mask of kept targets, or
-    None when every target is kept."""
+    apart from those equal to ``ignore_index``. Returns the mask of kept targets (None
+    when every target is kept) and the target to use (on a GPU, see ``check_later``)."""
     _check_float_input(op, "input", x)
     if not isinstance(target, Tensor):
         raise TypeError(f"{op}: target must be a Tensor of class indices, "
@@ -502,17 +703,26 @@ def _check_class_target(op: str, x: Tensor, target, ignore_index: int | None = N
         xp = get_array_module(t)
         ignored = (t == ignore_index) if ignore_index is not None else xp.zeros(t.shape, bool)
         checked = xp.where(ignored, 0, t)  # ignored targets may lie outside [0, C)
-        # the three numbers in one host transfer: on a GPU each would be a sync
-        stats = to_numpy(xp.stack([ignored.sum(), checked.min(), checked.max()]))
-        n_ignored, lo, hi = (int(v) for v in stats)
-        if n_ignored:
-            valid = ~ignored
-        if lo < 0 or hi >= num_classes:
-            raise IndexError(
+
+        def out_of_bounds() -> IndexError:
+            lo, hi = (int(v) for v in to_numpy(xp.stack([checked.min(), checked.max()])))
+            return IndexError(
                 f"{op}: target {lo if lo < 0 else hi} is out of bounds for {num_classes} "
                 f"classes (valid class indices are 0..{num_classes - 1})"
             )
-    return valid
+
+        if is_cupy_array(t):  # read at the next transfer, not with a sync per step
+            if ignore_index is not None:
+                valid = ~ignored
+            check_later(((checked < 0) | (checked >= num_classes)).any(), out_of_bounds)
+            # until then the op must not index out of bounds: it computes on clipped
+            # targets, whose result the error will replace
+            return valid, Tensor._make(xp.clip(t, 0, num_classes - 1), None)
+        if ignored.any():
+            valid = ~ignored
+        if checked.min() < 0 or checked.max() >= num_classes:
+            raise out_of_bounds()
+    return valid, target
 
 
 def _unbatched(x: Tensor, target):
@@ -581,7 +791,7 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean",  # noq
                                       label_smoothing=float(label_smoothing))
         return loss.squeeze(0) if unbatched and reduction == "none" else loss
     input, target, unbatched = _unbatched(input, target)  # noqa: A001
-    valid = _check_class_target(op, input, target, ignore_index)
+    valid, target = _check_class_target(op, input, target, ignore_index)
     _check_class_weight(op, weight, input)
     loss = CrossEntropy.apply(input, target, weight, reduction=reduction,
                               label_smoothing=float(label_smoothing), valid=valid)
@@ -596,7 +806,7 @@ def nll_loss(input: Tensor, target: Tensor, reduction: str = "mean",  # noqa: A0
     op = "nll_loss"
     _check_reduction(op, reduction)
     input, target, unbatched = _unbatched(input, target)  # noqa: A001
-    valid = _check_class_target(op, input, target, ignore_index)
+    valid, target = _check_class_target(op, input, target, ignore_index)
     _check_class_weight(op, weight, input)
     loss = NLLLoss.apply(input, target, weight, reduction=reduction, valid=valid)
     return loss.squeeze(0) if unbatched and reduction == "none" else loss
@@ -665,7 +875,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1,  # noqa: A002
     if isinstance(input, Tensor) and input.ndim != 2:
         raise ValueError(f"{op}: expected input of shape (N, C) or (C,), "
                          f"got {tuple(input.shape)}")
-    _check_class_target(op, input, target)
+    _, target = _check_class_target(op, input, target)
     _check_class_weight(op, weight, input)
     loss = MultiMarginLoss.apply(input, target, weight, p=int(p), margin=float(margin),
                                  reduction=reduction)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import return_types
+from .. import kernels, return_types
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor, int64
@@ -359,8 +359,11 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
-        e = xp.exp(_shifted(x, dim))
-        s = xp.asarray(e / e.sum(axis=dim, keepdims=True))  # see _as_output
+        if kernels.use_kernel(x) and _by_rows(x, dim):
+            s = _rows_kernel("softmax_forward", x)
+        else:
+            e = xp.exp(_shifted(x, dim))
+            s = xp.asarray(e / e.sum(axis=dim, keepdims=True))  # see _as_output
         ctx.save_for_backward(s)
         ctx.dim = dim
         return s
@@ -368,6 +371,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         (s,) = ctx.saved_tensors
+        if kernels.use_kernel(s) and _by_rows(s, ctx.dim, g):  # raw arrays: not traced
+            return _rows_kernel("softmax_backward", s, g)
         return s * (g - (g * s).sum(axis=ctx.dim, keepdims=True))
 
 
@@ -380,9 +385,12 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, *, dim):
         xp = get_array_module(x)
-        shifted = _shifted(x, dim)
-        y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-        y = xp.asarray(y)  # see _as_output
+        if kernels.use_kernel(x) and _by_rows(x, dim):
+            y = _rows_kernel("log_softmax_forward", x)
+        else:
+            shifted = _shifted(x, dim)
+            y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+            y = xp.asarray(y)  # see _as_output
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -391,7 +399,181 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
         xp = get_array_module(g)
+        if kernels.use_kernel(y) and _by_rows(y, ctx.dim, g):  # raw arrays: not traced
+            return _rows_kernel("log_softmax_backward", y, g)
         return g - xp.exp(y) * g.sum(axis=ctx.dim, keepdims=True)
+
+
+# ------------------------------------------------------ the softmax family, as CUDA kernels
+
+# Shared with the cross-entropy kernels (ops/loss.py), which prepend it to their source.
+ROW_HELPERS_CUDA = r"""
+// Row helpers of the softmax family: a row is n >= 1 contiguous elements, walked by one
+// thread. Sums are accumulated in double and rounded to T once: as accurate as the
+// generic path's (pairwise, in T), so the two differ by its rounding error, not by n·eps.
+
+__device__ __forceinline__ float tg_exp(float v) { return expf(v); }
+__device__ __forceinline__ double tg_exp(double v) { return exp(v); }
+__device__ __forceinline__ float tg_log(float v) { return logf(v); }
+__device__ __forceinline__ double tg_log(double v) { return log(v); }
+
+// The row's largest element; NaN if it holds one (NaN, once seen, stays: as NumPy's max).
+template <typename T>
+__device__ __forceinline__ T tg_row_max(const T* __restrict__ row, int n) {
+    T m = row[0];
+    for (int j = 1; j < n; ++j) {
+        const T v = row[j];
+        if (v > m || v != v) m = v;
+    }
+    return m;
+}
+
+// Σ_j e^(row[j] − m): the softmax denominator of a row shifted by its max m.
+template <typename T>
+__device__ __forceinline__ T tg_row_sum_exp(const T* __restrict__ row, int n, T m) {
+    double acc = 0.0;
+    for (int j = 0; j < n; ++j) acc += (double)tg_exp(row[j] - m);
+    return (T)acc;
+}
+"""
+
+_SOFTMAX = kernels.CudaSource("softmax", ROW_HELPERS_CUDA + r"""
+// Softmax and log-softmax over the last axis of a C-contiguous (rows, n) array, and their
+// gradients: one thread per row (a grid-stride loop over rows), three passes over it (max,
+// sum, write), with the generic path's arithmetic element by element. A row of −inf or
+// holding +inf or NaN gives NaN everywhere (its shifted values hold NaN), as there.
+
+template <typename T>
+__device__ void softmax_forward(const T* __restrict__ x, T* __restrict__ y, long long rows,
+                                int n) {
+    // each thread computes one row y = e^(x − m) / Σ e^(x − m), m = max x
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* xr = x + r * n;
+        T* yr = y + r * n;
+        const T m = tg_row_max(xr, n);
+        const T total = tg_row_sum_exp(xr, n, m);
+        for (int j = 0; j < n; ++j) yr[j] = tg_exp(xr[j] - m) / total;
+    }
+}
+
+template <typename T>
+__device__ void log_softmax_forward(const T* __restrict__ x, T* __restrict__ y,
+                                    long long rows, int n) {
+    // each thread computes one row y = (x − m) − log Σ e^(x − m)
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* xr = x + r * n;
+        T* yr = y + r * n;
+        const T m = tg_row_max(xr, n);
+        const T lse = tg_log(tg_row_sum_exp(xr, n, m));
+        for (int j = 0; j < n; ++j) yr[j] = (xr[j] - m) - lse;
+    }
+}
+
+template <typename T>
+__device__ void softmax_backward(const T* __restrict__ s, const T* __restrict__ g,
+                                 T* __restrict__ dx, long long rows, int n) {
+    // each thread computes one row dx = s · (g − Σ g·s), s the forward's output
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* sr = s + r * n;
+        const T* gr = g + r * n;
+        double acc = 0.0;
+        for (int j = 0; j < n; ++j) acc += (double)(gr[j] * sr[j]);
+        const T dot = (T)acc;
+        for (int j = 0; j < n; ++j) dx[r * n + j] = sr[j] * (gr[j] - dot);
+    }
+}
+
+template <typename T>
+__device__ void log_softmax_backward(const T* __restrict__ y, const T* __restrict__ g,
+                                     T* __restrict__ dx, long long rows, int n) {
+    // each thread computes one row dx = g − e^y · Σ g, y the forward's output
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        const T* yr = y + r * n;
+        const T* gr = g + r * n;
+        double acc = 0.0;
+        for (int j = 0; j < n; ++j) acc += (double)gr[j];
+        const T total = (T)acc;
+        for (int j = 0; j < n; ++j) dx[r * n + j] = gr[j] - tg_exp(yr[j]) * total;
+    }
+}
+
+// entry points, one per element type
+extern "C" __global__ void softmax_forward_f32(const float* __restrict__ x,
+                                               float* __restrict__ y, long long rows, int n) {
+    softmax_forward<float>(x, y, rows, n);
+}
+extern "C" __global__ void softmax_forward_f64(const double* __restrict__ x,
+                                               double* __restrict__ y, long long rows, int n) {
+    softmax_forward<double>(x, y, rows, n);
+}
+extern "C" __global__ void log_softmax_forward_f32(const float* __restrict__ x,
+                                                   float* __restrict__ y, long long rows,
+                                                   int n) {
+    log_softmax_forward<float>(x, y, rows, n);
+}
+extern "C" __global__ void log_softmax_forward_f64(const double* __restrict__ x,
+                                                   double* __restrict__ y, long long rows,
+                                                   int n) {
+    log_softmax_forward<double>(x, y, rows, n);
+}
+extern "C" __global__ void softmax_backward_f32(const float* __restrict__ s,
+                                                const float* __restrict__ g,
+                                                float* __restrict__ dx, long long rows, int n) {
+    softmax_backward<float>(s, g, dx, rows, n);
+}
+extern "C" __global__ void softmax_backward_f64(const double* __restrict__ s,
+                                                const double* __restrict__ g,
+                                                double* __restrict__ dx, long long rows,
+                                                int n) {
+    softmax_backward<double>(s, g, dx, rows, n);
+}
+extern "C" __global__ void log_softmax_backward_f32(const float* __restrict__ y,
+                                                    const float* __restrict__ g,
+                                                    float* __restrict__ dx, long long rows,
+                                                    int n) {
+    log_softmax_backward<float>(y, g, dx, rows, n);
+}
+extern "C" __global__ void log_softmax_backward_f64(const double* __restrict__ y,
+                                                    const double* __restrict__ g,
+                                                    double* __restrict__ dx, long long rows,
+                                                    int n) {
+    log_softmax_backward<double>(y, g, dx, rows, n);
+}
+""", functions=(
+    "softmax_forward_f32", "softmax_forward_f64", "log_softmax_forward_f32",
+    "log_softmax_forward_f64", "softmax_backward_f32", "softmax_backward_f64",
+    "log_softmax_backward_f32", "log_softmax_backward_f64"))
+
+
+def _by_rows(x, dim, *others) -> bool:
+    """The case the softmax kernels take (with ``kernels.use_kernel(x)``): the reduced
+    axis is the last of a non-empty, C-contiguous float32/float64 ``x``, and the
+    ``others`` (a backward's g) are raw device arrays of its shape and dtype."""
+    if dim is None or dim != x.ndim - 1 or x.size == 0:
+        return False
+    if x.dtype not in kernels.FLOAT_SUFFIX or not x.flags.c_contiguous:
+        return False
+    for o in others:  # (``all`` is this module's reduction)
+        if not (kernels.use_kernel(o) and o.shape == x.shape and o.dtype == x.dtype):
+            return False
+    return True
+
+
+def _rows_kernel(kernel: str, x, *others):
+    """One launch of ``_SOFTMAX``'s ``kernel`` over the rows of the last axis of ``x``
+    (and of ``others``, made contiguous: a broadcast gradient is copied); the result."""
+    xp = get_array_module(x)
+    others = tuple(xp.ascontiguousarray(o) for o in others)
+    out = xp.empty(x.shape, dtype=x.dtype)
+    n = x.shape[-1]
+    rows = x.size // n
+    kernels.launch(_SOFTMAX, f"{kernel}_{kernels.FLOAT_SUFFIX[x.dtype]}", rows,
+                   (x, *others, out, np.int64(rows), *kernels.int32s(n)))
+    return out
 
 
 # ------------------------------------------------------------------ wrappers
