@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from tensorgrad import kernels
 from tensorgrad.backend import get_array_module
 from tensorgrad.tensor import Tensor
 
+from . import fused
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -46,10 +48,16 @@ class Adam(Optimizer):
             state["step"] = 0
             state["exp_avg"] = self._zeros_like(p)
             state["exp_avg_sq"] = self._zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = self._zeros_like(p)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # (amsgrad may be set later)
+            state["max_exp_avg_sq"] = self._zeros_like(p)
         state["step"] += 1
         step = state["step"]
+        step_size = lr / (1 - beta1**step)
+        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
+        if kernels.use_kernel(p.data) and fused.supported(p.data, grad, state, group):
+            fused.adam(p.data, grad, state, group, decoupled=self._decoupled,
+                       step_size=step_size, bias_correction2_sqrt=bias_correction2_sqrt)
+            return  # the whole step below, in one launch
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -61,11 +69,7 @@ class Adam(Optimizer):
         exp_avg += (1 - beta1) * (grad - exp_avg)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
-        step_size = lr / (1 - beta1**step)
-        bias_correction2_sqrt = math.sqrt(1 - beta2**step)
         if group["amsgrad"]:
-            if "max_exp_avg_sq" not in state:  # (setdefault would allocate every step)
-                state["max_exp_avg_sq"] = self._zeros_like(p)
             max_sq = state["max_exp_avg_sq"].data
             xp.maximum(max_sq, exp_avg_sq, out=max_sq)
             root_of = max_sq

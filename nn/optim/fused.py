@@ -230,7 +230,7 @@ extern "C" __global__ void adam_f64(const double* grad, const double* param,
 _HYPERPARAMETERS = ("lr", "momentum", "dampening", "weight_decay", "alpha", "eps", "betas")
 
 
-def supported(param, grad, state: dict[str, Any], group: dict[str, Any]) -> bool:
+def supported(param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> bool:
     """The case the kernels handle: a float32/float64 parameter, C-contiguous as its state
     buffers (updated in place), and hyperparameters that are Python numbers. (A NumPy
     scalar such as np.float64(0.1) would make the generic path compute in its precision
@@ -247,7 +247,7 @@ def supported(param, grad, state: dict[str, Any], group: dict[str, Any]) -> bool
     return all(type(v) in (int, float) for v in numbers)
 
 
-def _common(param, grad):
+def _common(param: Any, grad: Any) -> tuple:
     """(grad as a C-contiguous array, the parameter's scalar type, an empty array standing
     for a buffer the optimizer does not keep, the entry-point suffix)."""
     xp = get_array_module(param)
@@ -256,7 +256,7 @@ def _common(param, grad):
             kernels.FLOAT_SUFFIX[dtype])
 
 
-def sgd(param, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
+def sgd(param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
     """SGD's step (sgd.py) on ``param`` in place, as one launch; creates the momentum
     buffer on the first step with momentum."""
     grad, real, absent, suffix = _common(param, grad)
@@ -272,7 +272,7 @@ def sgd(param, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
                         group["nesterov"])))
 
 
-def rmsprop(param, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
+def rmsprop(param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
     """RMSprop's step (rmsprop.py) on ``param`` and its state in place, as one launch."""
     grad, real, absent, suffix = _common(param, grad)
     centered, momentum = group["centered"], group["momentum"]
@@ -287,7 +287,7 @@ def rmsprop(param, grad, state: dict[str, Any], group: dict[str, Any]) -> None:
                                         centered, momentum > 0)))
 
 
-def adam(param, grad, state: dict[str, Any], group: dict[str, Any], *, decoupled: bool,
+def adam(param: Any, grad: Any, state: dict[str, Any], group: dict[str, Any], *, decoupled: bool,
          step_size: float, bias_correction2_sqrt: float) -> None:
     """Adam's or AdamW's step (adam.py) on ``param`` and its state in place, as one
     launch; ``step_size`` and ``bias_correction2_sqrt`` are the generic path's own."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tensorgrad import kernels
 from tensorgrad.backend import get_array_module
 from tensorgrad.tensor import Tensor
 
+from . import fused
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -42,11 +44,15 @@ class RMSprop(Optimizer):
         if not state:
             state["step"] = 0
             state["square_avg"] = self._zeros_like(p)
-            if momentum > 0:
-                state["momentum_buffer"] = self._zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = self._zeros_like(p)
+        # (outside the first step's block: momentum or centered may be set later)
+        if momentum > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = self._zeros_like(p)
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = self._zeros_like(p)
         state["step"] += 1
+        if kernels.use_kernel(p.data) and fused.supported(p.data, grad, state, group):
+            fused.rmsprop(p.data, grad, state, group)  # the whole step below, in one launch
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -62,8 +68,6 @@ class RMSprop(Optimizer):
             avg = xp.sqrt(square_avg)
         avg += eps
         if momentum > 0:
-            if "momentum_buffer" not in state:  # (setdefault would allocate every step)
-                state["momentum_buffer"] = self._zeros_like(p)
             buf = state["momentum_buffer"].data
             buf *= momentum
             buf += grad / avg

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tensorgrad import kernels
 from tensorgrad.tensor import Tensor
 
+from . import fused
 from .optimizer import Optimizer, check_hyperparameter
 
 
@@ -35,6 +37,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
+        if kernels.use_kernel(p.data) and fused.supported(p.data, grad, state, group):
+            fused.sgd(p.data, grad, state, group)  # the whole step below, in one launch
+            return
         lr, momentum = group["lr"], group["momentum"]
         weight_decay, dampening = group["weight_decay"], group["dampening"]
         if group["maximize"]:

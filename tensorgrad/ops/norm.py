@@ -68,6 +68,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function
 from ..backend import get_array_module
 from ..tensor import Tensor
@@ -88,19 +91,25 @@ class Normalize(Function):
         xv = x.reshape(view)
         n = math.prod(view[a] for a in axes)
         ctx.batch_stats = mean is None
-        if ctx.batch_stats:
-            mean = _sum_product(xv, None, axes) / n
-            y = xv - mean
-            var = _sum_product(y, y, axes) / n  # two passes: no cancellation in Σx² - nμ²
-            if running is not None:
-                _update_running(*running, mean, var, n)
+        # batch norm on a GPU: its kernels (below); anything else: the generic path
+        ctx.kernel = kernels.use_kernel(x) and _batch_norm_kernel_case(x, view, axes)
+        if ctx.kernel:
+            y, mean, invstd = _batch_norm_forward_kernel(xv, weight, bias, eps, mean, var,
+                                                         running)
         else:
-            y = xv - mean
-        invstd = 1.0 / (var + eps) ** 0.5
-        scale = invstd if weight is None else invstd * weight.reshape(param_shape)
-        y *= scale  # y = γ·x̂, built in the buffer of x - μ
-        if bias is not None:
-            y += bias.reshape(param_shape)
+            if ctx.batch_stats:
+                mean = _sum_product(xv, None, axes) / n
+                y = xv - mean
+                var = _sum_product(y, y, axes) / n  # two passes: no cancellation in Σx² - nμ²
+                if running is not None:
+                    _update_running(*running, mean, var, n)
+            else:
+                y = xv - mean
+            invstd = 1.0 / (var + eps) ** 0.5
+            scale = invstd if weight is None else invstd * weight.reshape(param_shape)
+            y *= scale  # y = γ·x̂, built in the buffer of x - μ
+            if bias is not None:
+                y += bias.reshape(param_shape)
         ctx.save_for_backward(x, mean, invstd, weight)
         ctx.shape, ctx.view, ctx.axes, ctx.param_shape, ctx.n = x.shape, view, axes, param_shape, n
         affine = weight if weight is not None else bias
@@ -126,6 +135,8 @@ class Normalize(Function):
     @staticmethod
     def backward(ctx, g):
         x, mu, s, weight = ctx.saved_tensors
+        if ctx.kernel and kernels.use_kernel(g):  # the forward ran the batch-norm kernels
+            return _batch_norm_backward_kernel(ctx, g, x, mu, s, weight)
         g, x = g.reshape(ctx.view), x.reshape(ctx.view)
         need_x, need_w, need_b = ctx.needs_input_grad
         axes, pshape = ctx.axes, ctx.param_shape
@@ -199,6 +210,217 @@ def _update_running(running_mean, running_var, momentum, mean, var, n: int) -> N
         unbiased = var.reshape(-1, running_var.size).mean(axis=0) * (n / (n - 1))
         running_var *= 1.0 - momentum
         running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
+
+
+# ------------------------------------------------------------------ batch norm, as CUDA kernels
+
+_BATCH_NORM = kernels.CudaSource("batch_norm", r"""
+// Batch norm on a GPU, x viewed as (N, C, L) and C-contiguous: channel ch holds the
+// N·L values x[s, ch, j], numbered i = s·L + j. The per-channel sums are two launches,
+// without shared memory or atomics, so they are deterministic: first P partial sums per
+// channel (part p adds the values i = p, p + P, p + 2P, ... in order: neighbouring
+// threads read neighbouring addresses), then one thread per channel adds its P partials
+// in order. Sums are accumulated in double, for float32 inputs as well.
+
+// the flat index of value i of channel ch
+__device__ __forceinline__ long long tg_bn_index(long long i, int c, int l, int ch) {
+    return (i / l * c + ch) * l + i % l;
+}
+
+template <typename T>
+__device__ void batch_norm_partials(const T* __restrict__ a, const T* __restrict__ b,
+                                    const double* __restrict__ mean,
+                                    double* __restrict__ partials, int n, int c, int l,
+                                    int parts, int mode) {
+    // each thread computes the partial sums of one (channel, part) over its values i:
+    //   mode 0: Σ a                                  -> partials[ch, p]
+    //   mode 1: Σ (a - mean[ch])²                    -> partials[ch, p]
+    //   mode 2: Σ a and Σ a·(b - mean[ch])  -> partials[0, ch, p] and partials[1, ch, p]
+    // (forward: a = x, for the mean then the centred variance; backward: a = g, b = x)
+    const long long count = (long long)n * l, rows = (long long)c * parts;
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < rows;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int ch = (int)(t / parts), p = (int)(t % parts);
+        double first = 0.0, second = 0.0;
+        for (long long i = p; i < count; i += parts) {
+            const long long at = tg_bn_index(i, c, l, ch);
+            const double v = (double)a[at];
+            if (mode == 0) {
+                first += v;
+            } else if (mode == 1) {
+                const double d = v - mean[ch];
+                first += d * d;
+            } else {
+                first += v;
+                second += v * ((double)b[at] - mean[ch]);
+            }
+        }
+        partials[t] = first;
+        if (mode == 2) {
+            partials[rows + t] = second;
+        }
+    }
+}
+
+extern "C" __global__ void batch_norm_reduce(const double* __restrict__ partials,
+                                             double* __restrict__ sums, int rows, int parts) {
+    // each thread computes one row's sum of its P partials, in order
+    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
+         r += (long long)blockDim.x * gridDim.x) {
+        double acc = 0.0;
+        for (int p = 0; p < parts; ++p) {
+            acc += partials[r * parts + p];
+        }
+        sums[r] = acc;
+    }
+}
+
+template <typename T>
+__device__ void batch_norm_forward(const T* __restrict__ x, const T* __restrict__ mean,
+                                   const T* __restrict__ scale, const T* __restrict__ shift,
+                                   T* __restrict__ y, long long total, int c, int l) {
+    // each thread computes one output y = (x - μ)·k + β of its channel (k = s·γ), in the
+    // generic path's order
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int ch = (int)(t / l % c);
+        y[t] = (x[t] - mean[ch]) * scale[ch] + shift[ch];
+    }
+}
+
+template <typename T>
+__device__ void batch_norm_backward(const T* __restrict__ g, const T* __restrict__ x,
+                                    const T* __restrict__ mean, const T* __restrict__ k,
+                                    const T* __restrict__ a, const T* __restrict__ b,
+                                    T* __restrict__ dx, long long total, int c, int l) {
+    // each thread computes one input gradient dx = k·(g + a·(x - μ) + b) of its channel
+    // (norm.py's coefficients; a = b = 0 for fixed statistics)
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (long long)blockDim.x * gridDim.x) {
+        const int ch = (int)(t / l % c);
+        dx[t] = k[ch] * (g[t] + a[ch] * (x[t] - mean[ch]) + b[ch]);
+    }
+}
+
+extern "C" __global__ void batch_norm_partials_f32(
+        const float* __restrict__ a, const float* __restrict__ b, const double* __restrict__ mean,
+        double* __restrict__ partials, int n, int c, int l, int parts, int mode) {
+    batch_norm_partials<float>(a, b, mean, partials, n, c, l, parts, mode);
+}
+extern "C" __global__ void batch_norm_forward_f32(
+        const float* __restrict__ x, const float* __restrict__ mean,
+        const float* __restrict__ scale, const float* __restrict__ shift, float* __restrict__ y,
+        long long total, int c, int l) {
+    batch_norm_forward<float>(x, mean, scale, shift, y, total, c, l);
+}
+extern "C" __global__ void batch_norm_backward_f32(
+        const float* __restrict__ g, const float* __restrict__ x, const float* __restrict__ mean,
+        const float* __restrict__ k, const float* __restrict__ a, const float* __restrict__ b,
+        float* __restrict__ dx, long long total, int c, int l) {
+    batch_norm_backward<float>(g, x, mean, k, a, b, dx, total, c, l);
+}
+extern "C" __global__ void batch_norm_partials_f64(
+        const double* __restrict__ a, const double* __restrict__ b, const double* __restrict__ mean,
+        double* __restrict__ partials, int n, int c, int l, int parts, int mode) {
+    batch_norm_partials<double>(a, b, mean, partials, n, c, l, parts, mode);
+}
+extern "C" __global__ void batch_norm_forward_f64(
+        const double* __restrict__ x, const double* __restrict__ mean,
+        const double* __restrict__ scale, const double* __restrict__ shift, double* __restrict__ y,
+        long long total, int c, int l) {
+    batch_norm_forward<double>(x, mean, scale, shift, y, total, c, l);
+}
+extern "C" __global__ void batch_norm_backward_f64(
+        const double* __restrict__ g, const double* __restrict__ x, const double* __restrict__ mean,
+        const double* __restrict__ k, const double* __restrict__ a, const double* __restrict__ b,
+        double* __restrict__ dx, long long total, int c, int l) {
+    batch_norm_backward<double>(g, x, mean, k, a, b, dx, total, c, l);
+}
+""", functions=("batch_norm_reduce", "batch_norm_partials_f32", "batch_norm_partials_f64",
+                "batch_norm_forward_f32", "batch_norm_forward_f64", "batch_norm_backward_f32",
+                "batch_norm_backward_f64"))
+
+
+_PARTS = 256  # partial sums per channel (fewer for small inputs): a fixed split by shape
+
+
+def _batch_norm_kernel_case(x, view: tuple, axes: tuple) -> bool:
+    """What the batch-norm kernels cover: batch norm's (N, C, L) view with statistics over
+    (0, 2), of a C-contiguous float32 or float64 input."""
+    return (axes == (0, 2) and len(view) == 3 and x.dtype in kernels.FLOAT_SUFFIX
+            and x.flags.c_contiguous)
+
+
+def _channel_sums(a, b, mean, mode: int):
+    """The per-channel sums of ``batch_norm_partials`` in ``mode`` (see the kernel), in
+    float64: (C,) for modes 0 and 1, (2, C) for mode 2. ``a``, ``b``: (N, C, L) arrays;
+    ``mean``: (C,) float64 (read by modes 1 and 2)."""
+    xp = get_array_module(a)
+    n, c, length = a.shape
+    parts = max(1, min(_PARTS, n * length))
+    rows = c * parts
+    partials = xp.empty((2 if mode == 2 else 1) * rows, dtype=xp.float64)
+    kernels.launch(_BATCH_NORM, f"batch_norm_partials_{kernels.FLOAT_SUFFIX[a.dtype]}", rows,
+                   (a, b, mean, partials, *kernels.int32s(n, c, length, parts, mode)))
+    sums = xp.empty(partials.size // parts, dtype=xp.float64)
+    kernels.launch(_BATCH_NORM, "batch_norm_reduce", sums.size,
+                   (partials, sums, *kernels.int32s(sums.size, parts)))
+    return sums.reshape(2, c) if mode == 2 else sums
+
+
+def _batch_norm_forward_kernel(xv, weight, bias, eps: float, mean, var, running):
+    """Batch norm's forward by the kernels, xv the (N, C, L) view: (y, μ, s) with μ and
+    s = 1/√(σ² + eps) of shape (1, C, 1) in x's dtype, as the generic path saves them.
+    Batch statistics (``mean`` None): two reductions, μ then the centred σ², and the
+    running statistics updated as the generic path does; then one elementwise launch."""
+    xp = get_array_module(xv)
+    n, c, length = xv.shape
+    if mean is None:
+        count = n * length
+        mean64 = _channel_sums(xv, xv, xp.zeros(c, dtype=xp.float64), 0) / count
+        var64 = _channel_sums(xv, xv, mean64, 1) / count
+        mean = mean64.astype(xv.dtype).reshape(1, c, 1)
+        var = var64.astype(xv.dtype).reshape(1, c, 1)
+        if running is not None:
+            _update_running(*running, mean, var, count)
+    invstd = 1.0 / (var + eps) ** 0.5
+    scale = invstd if weight is None else invstd * weight.reshape(1, c, 1)
+    shift = (xp.zeros(c, dtype=xv.dtype) if bias is None
+             else xp.ascontiguousarray(bias.reshape(-1)))
+    y = xp.empty(xv.shape, dtype=xv.dtype)
+    kernels.launch(_BATCH_NORM, f"batch_norm_forward_{kernels.FLOAT_SUFFIX[xv.dtype]}",
+                   y.size, (xv, xp.ascontiguousarray(mean), xp.ascontiguousarray(scale), shift,
+                            y, np.int64(y.size), *kernels.int32s(c, length)))
+    return y, mean, invstd
+
+
+def _batch_norm_backward_kernel(ctx, g, x, mu, s, weight):
+    """Batch norm's backward by the kernels: Σg and Σg·(x - μ) per channel in one
+    reduction, dγ and dβ from them, and dx = k·(g + a·(x - μ) + b) in one elementwise
+    launch, with k = s·γ, a = -s·mean(g·x̂), b = -mean(g) (the module docstring's dx,
+    centred; a = b = 0 for fixed statistics). Coefficients in float64, then x's dtype."""
+    xp = get_array_module(g)
+    need_x, need_w, need_b = ctx.needs_input_grad
+    _, c, length = ctx.view
+    dtype = x.dtype
+    g, xv = xp.ascontiguousarray(g).reshape(ctx.view), x.reshape(ctx.view)
+    sum_g, sum_gxc = _channel_sums(g, xv, mu.reshape(-1).astype(xp.float64), 2)
+    s64 = s.reshape(-1).astype(xp.float64)
+    sum_gxhat = s64 * sum_gxc
+    gw = sum_gxhat.astype(dtype).reshape(ctx.param_size) if need_w else None
+    gb = sum_g.astype(dtype).reshape(ctx.param_size) if need_b else None
+    if not need_x:
+        return None, gw, gb
+    k = s64 if weight is None else s64 * weight.reshape(-1)
+    if ctx.batch_stats:
+        a, b = -s64 * sum_gxhat / ctx.n, -sum_g / ctx.n
+    else:  # fixed statistics are constants
+        a = b = xp.zeros(c, dtype=xp.float64)
+    gx = xp.empty(ctx.shape, dtype=dtype)
+    kernels.launch(_BATCH_NORM, f"batch_norm_backward_{kernels.FLOAT_SUFFIX[dtype]}", gx.size,
+                   (g, xv, xp.ascontiguousarray(mu), k.astype(dtype), a.astype(dtype),
+                    b.astype(dtype), gx, np.int64(gx.size), *kernels.int32s(c, length)))
+    return gx, gw, gb
 
 
 class LocalResponseNorm(Function):

@@ -417,14 +417,12 @@ __device__ __forceinline__ double tg_exp(double v) { return exp(v); }
 __device__ __forceinline__ float tg_log(float v) { return logf(v); }
 __device__ __forceinline__ double tg_log(double v) { return log(v); }
 
-// The row's largest element; NaN if it holds one (NaN, once seen, stays: as NumPy's max).
+// The row's largest element, the shift that keeps e^(x − m) <= 1. (A NaN in the row need
+// not propagate here as in NumPy's max: it makes the row's sum, hence every output, NaN.)
 template <typename T>
 __device__ __forceinline__ T tg_row_max(const T* __restrict__ row, int n) {
     T m = row[0];
-    for (int j = 1; j < n; ++j) {
-        const T v = row[j];
-        if (v > m || v != v) m = v;
-    }
+    for (int j = 1; j < n; ++j) m = row[j] > m ? row[j] : m;
     return m;
 }
 
