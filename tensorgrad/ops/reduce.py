@@ -6,6 +6,10 @@ A reduction's backward spreads the output gradient back over the reduced axes:
 Every backward here is twice differentiable (``differentiable_backward``): it reads
 float data only through ``ctx.saved_tensors`` (inputs and outputs, never a private
 intermediate), so under create_graph the same formula runs on traced arrays.
+
+Softmax and log-softmax over the last axis of a C-contiguous CuPy array run as CUDA
+kernels when they are on (``_SOFTMAX``, one thread per row); the array code is their
+reference, and the only path for traced arrays.
 """
 
 from __future__ import annotations
