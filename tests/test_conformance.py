@@ -213,8 +213,9 @@ def test_cross_entropy_ignore_index_may_be_a_class(device):
                                                         tg.tensor(target, device=device))
     np.testing.assert_allclose(loss.item(), ref_ce_ignore(x, target, 2, "mean"), rtol=1e-10)
     with pytest.raises(IndexError):  # -100 is only skipped when it is the ignore_index
-        F.cross_entropy(tg.tensor(x, device=device),
-                        tg.tensor(np.array([0, -100, 1, 1]), device=device), ignore_index=2)
+        F.cross_entropy(tg.tensor(x, device=device),  # (on a GPU: at the next transfer)
+                        tg.tensor(np.array([0, -100, 1, 1]), device=device),
+                        ignore_index=2).item()
 
 
 def test_cross_entropy_all_ignored_is_nan_with_zero_gradient(device):

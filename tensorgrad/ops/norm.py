@@ -49,6 +49,12 @@ writes dx once; the forward reads x twice (μ, then σ² from x - μ, which is k
 y's buffer) — a BatchNorm layer is a few passes over its activation, not the dozen
 of a composition of primitive ops.
 
+On a GPU with ``tg.backends.cuda.kernels`` on, batch norm (C-contiguous float32/float64)
+runs as CUDA kernels instead (``_BATCH_NORM``): the per-channel sums in two deterministic
+launches (fixed partial sums, then their sum, in float64), the normalize-and-affine and
+the centred dx = k·(g + a'·(x - μ) + b'') as one elementwise launch each. The generic
+path above is their reference.
+
 Running statistics (batch and instance norm in training) are updated in place, as
 PyTorch: ``running = (1 - momentum) · running + momentum · batch_stat``, where the
 variance term is the *unbiased* batch variance σ² · n / (n - 1).
@@ -94,8 +100,8 @@ class Normalize(Function):
         # batch norm on a GPU: its kernels (below); anything else: the generic path
         ctx.kernel = kernels.use_kernel(x) and _batch_norm_kernel_case(x, view, axes)
         if ctx.kernel:
-            y, mean, invstd = _batch_norm_forward_kernel(xv, weight, bias, eps, mean, var,
-                                                         running)
+            y, mean, invstd, ctx.stats64 = _batch_norm_forward_kernel(xv, weight, bias, eps,
+                                                                      mean, var, running)
         else:
             if ctx.batch_stats:
                 mean = _sum_product(xv, None, axes) / n
@@ -136,7 +142,7 @@ class Normalize(Function):
     def backward(ctx, g):
         x, mu, s, weight = ctx.saved_tensors
         if ctx.kernel and kernels.use_kernel(g):  # the forward ran the batch-norm kernels
-            return _batch_norm_backward_kernel(ctx, g, x, mu, s, weight)
+            return _batch_norm_backward_kernel(ctx, g, x, mu, weight)
         g, x = g.reshape(ctx.view), x.reshape(ctx.view)
         need_x, need_w, need_b = ctx.needs_input_grad
         axes, pshape = ctx.axes, ctx.param_shape
@@ -222,37 +228,43 @@ _BATCH_NORM = kernels.CudaSource("batch_norm", r"""
 // threads read neighbouring addresses), then one thread per channel adds its P partials
 // in order. Sums are accumulated in double, for float32 inputs as well.
 
-// the flat index of value i of channel ch
-__device__ __forceinline__ long long tg_bn_index(long long i, int c, int l, int ch) {
-    return (i / l * c + ch) * l + i % l;
-}
-
 template <typename T>
-__device__ void batch_norm_partials(const T* __restrict__ a, const T* __restrict__ b,
+__device__ void batch_norm_partials(const T* __restrict__ u, const T* __restrict__ v,
                                     const double* __restrict__ mean,
                                     double* __restrict__ partials, int n, int c, int l,
                                     int parts, int mode) {
     // each thread computes the partial sums of one (channel, part) over its values i:
-    //   mode 0: Σ a                                  -> partials[ch, p]
-    //   mode 1: Σ (a - mean[ch])²                    -> partials[ch, p]
-    //   mode 2: Σ a and Σ a·(b - mean[ch])  -> partials[0, ch, p] and partials[1, ch, p]
-    // (forward: a = x, for the mean then the centred variance; backward: a = g, b = x)
+    //   mode 0: Σ u                                  -> partials[ch, p]
+    //   mode 1: Σ (u - mean[ch])²                    -> partials[ch, p]
+    //   mode 2: Σ u and Σ u·(v - mean[ch])  -> partials[0, ch, p] and partials[1, ch, p]
+    // (forward: u = x, for the mean then the centred variance; backward: u = g, v = x)
     const long long count = (long long)n * l, rows = (long long)c * parts;
     for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < rows;
          t += (long long)blockDim.x * gridDim.x) {
         const int ch = (int)(t / parts), p = (int)(t % parts);
         double first = 0.0, second = 0.0;
+        // value i is (s, j) = (i / L, i % L); stepping i by P steps (s, j) by (P / L, P % L)
+        // with a carry, so the loop divides nothing (64-bit division is slow on a GPU)
+        const int s_step = parts / l, j_step = parts % l;
+        long long s = p / l;
+        int j = p % l;
         for (long long i = p; i < count; i += parts) {
-            const long long at = tg_bn_index(i, c, l, ch);
-            const double v = (double)a[at];
+            const long long at = (s * c + ch) * l + j;
+            const double value = (double)u[at];
             if (mode == 0) {
-                first += v;
+                first += value;
             } else if (mode == 1) {
-                const double d = v - mean[ch];
+                const double d = value - mean[ch];
                 first += d * d;
             } else {
-                first += v;
-                second += v * ((double)b[at] - mean[ch]);
+                first += value;
+                second += value * ((double)v[at] - mean[ch]);
+            }
+            s += s_step;
+            j += j_step;
+            if (j >= l) {
+                j -= l;
+                ++s;
             }
         }
         partials[t] = first;
@@ -291,21 +303,22 @@ __device__ void batch_norm_forward(const T* __restrict__ x, const T* __restrict_
 template <typename T>
 __device__ void batch_norm_backward(const T* __restrict__ g, const T* __restrict__ x,
                                     const T* __restrict__ mean, const T* __restrict__ k,
-                                    const T* __restrict__ a, const T* __restrict__ b,
-                                    T* __restrict__ dx, long long total, int c, int l) {
-    // each thread computes one input gradient dx = k·(g + a·(x - μ) + b) of its channel
-    // (norm.py's coefficients; a = b = 0 for fixed statistics)
+                                    const T* __restrict__ slope,
+                                    const T* __restrict__ offset, T* __restrict__ dx,
+                                    long long total, int c, int l) {
+    // each thread computes one input gradient dx = k·(g + slope·(x - μ) + offset) of its
+    // channel (norm.py's coefficients; slope = offset = 0 for fixed statistics)
     for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
          t += (long long)blockDim.x * gridDim.x) {
         const int ch = (int)(t / l % c);
-        dx[t] = k[ch] * (g[t] + a[ch] * (x[t] - mean[ch]) + b[ch]);
+        dx[t] = k[ch] * (g[t] + slope[ch] * (x[t] - mean[ch]) + offset[ch]);
     }
 }
 
 extern "C" __global__ void batch_norm_partials_f32(
-        const float* __restrict__ a, const float* __restrict__ b, const double* __restrict__ mean,
+        const float* __restrict__ u, const float* __restrict__ v, const double* __restrict__ mean,
         double* __restrict__ partials, int n, int c, int l, int parts, int mode) {
-    batch_norm_partials<float>(a, b, mean, partials, n, c, l, parts, mode);
+    batch_norm_partials<float>(u, v, mean, partials, n, c, l, parts, mode);
 }
 extern "C" __global__ void batch_norm_forward_f32(
         const float* __restrict__ x, const float* __restrict__ mean,
@@ -315,14 +328,14 @@ extern "C" __global__ void batch_norm_forward_f32(
 }
 extern "C" __global__ void batch_norm_backward_f32(
         const float* __restrict__ g, const float* __restrict__ x, const float* __restrict__ mean,
-        const float* __restrict__ k, const float* __restrict__ a, const float* __restrict__ b,
-        float* __restrict__ dx, long long total, int c, int l) {
-    batch_norm_backward<float>(g, x, mean, k, a, b, dx, total, c, l);
+        const float* __restrict__ k, const float* __restrict__ slope,
+        const float* __restrict__ offset, float* __restrict__ dx, long long total, int c, int l) {
+    batch_norm_backward<float>(g, x, mean, k, slope, offset, dx, total, c, l);
 }
 extern "C" __global__ void batch_norm_partials_f64(
-        const double* __restrict__ a, const double* __restrict__ b, const double* __restrict__ mean,
+        const double* __restrict__ u, const double* __restrict__ v, const double* __restrict__ mean,
         double* __restrict__ partials, int n, int c, int l, int parts, int mode) {
-    batch_norm_partials<double>(a, b, mean, partials, n, c, l, parts, mode);
+    batch_norm_partials<double>(u, v, mean, partials, n, c, l, parts, mode);
 }
 extern "C" __global__ void batch_norm_forward_f64(
         const double* __restrict__ x, const double* __restrict__ mean,
@@ -332,9 +345,9 @@ extern "C" __global__ void batch_norm_forward_f64(
 }
 extern "C" __global__ void batch_norm_backward_f64(
         const double* __restrict__ g, const double* __restrict__ x, const double* __restrict__ mean,
-        const double* __restrict__ k, const double* __restrict__ a, const double* __restrict__ b,
-        double* __restrict__ dx, long long total, int c, int l) {
-    batch_norm_backward<double>(g, x, mean, k, a, b, dx, total, c, l);
+        const double* __restrict__ k, const double* __restrict__ slope,
+        const double* __restrict__ offset, double* __restrict__ dx, long long total, int c, int l) {
+    batch_norm_backward<double>(g, x, mean, k, slope, offset, dx, total, c, l);
 }
 """, functions=("batch_norm_reduce", "batch_norm_partials_f32", "batch_norm_partials_f64",
                 "batch_norm_forward_f32", "batch_norm_forward_f64", "batch_norm_backward_f32",
@@ -346,9 +359,9 @@ _PARTS = 256  # partial sums per channel (fewer for small inputs): a fixed split
 
 def _batch_norm_kernel_case(x, view: tuple, axes: tuple) -> bool:
     """What the batch-norm kernels cover: batch norm's (N, C, L) view with statistics over
-    (0, 2), of a C-contiguous float32 or float64 input."""
+    (0, 2), of a non-empty C-contiguous float32 or float64 input."""
     return (axes == (0, 2) and len(view) == 3 and x.dtype in kernels.FLOAT_SUFFIX
-            and x.flags.c_contiguous)
+            and x.flags.c_contiguous and x.size > 0)
 
 
 def _channel_sums(a, b, mean, mode: int):
@@ -369,10 +382,11 @@ def _channel_sums(a, b, mean, mode: int):
 
 
 def _batch_norm_forward_kernel(xv, weight, bias, eps: float, mean, var, running):
-    """Batch norm's forward by the kernels, xv the (N, C, L) view: (y, μ, s) with μ and
-    s = 1/√(σ² + eps) of shape (1, C, 1) in x's dtype, as the generic path saves them.
-    Batch statistics (``mean`` None): two reductions, μ then the centred σ², and the
-    running statistics updated as the generic path does; then one elementwise launch."""
+    """Batch norm's forward by the kernels, xv the (N, C, L) view: (y, μ, s, (μ, s) as
+    (C,) float64) with μ and s = 1/√(σ² + eps) of shape (1, C, 1) in x's dtype, as the
+    generic path saves them; the backward's sums use the float64 ones. Batch statistics
+    (``mean`` None): two reductions, μ then the centred σ², and the running statistics
+    updated as the generic path does; then one elementwise launch."""
     xp = get_array_module(xv)
     n, c, length = xv.shape
     if mean is None:
@@ -383,6 +397,8 @@ def _batch_norm_forward_kernel(xv, weight, bias, eps: float, mean, var, running)
         var = var64.astype(xv.dtype).reshape(1, c, 1)
         if running is not None:
             _update_running(*running, mean, var, count)
+    else:  # fixed statistics, already in x's dtype
+        mean64, var64 = mean.reshape(-1).astype(xp.float64), var.reshape(-1).astype(xp.float64)
     invstd = 1.0 / (var + eps) ** 0.5
     scale = invstd if weight is None else invstd * weight.reshape(1, c, 1)
     shift = (xp.zeros(c, dtype=xv.dtype) if bias is None
@@ -391,10 +407,10 @@ def _batch_norm_forward_kernel(xv, weight, bias, eps: float, mean, var, running)
     kernels.launch(_BATCH_NORM, f"batch_norm_forward_{kernels.FLOAT_SUFFIX[xv.dtype]}",
                    y.size, (xv, xp.ascontiguousarray(mean), xp.ascontiguousarray(scale), shift,
                             y, np.int64(y.size), *kernels.int32s(c, length)))
-    return y, mean, invstd
+    return y, mean, invstd, (mean64, 1.0 / (var64 + eps) ** 0.5)
 
 
-def _batch_norm_backward_kernel(ctx, g, x, mu, s, weight):
+def _batch_norm_backward_kernel(ctx, g, x, mu, weight):
     """Batch norm's backward by the kernels: Σg and Σg·(x - μ) per channel in one
     reduction, dγ and dβ from them, and dx = k·(g + a·(x - μ) + b) in one elementwise
     launch, with k = s·γ, a = -s·mean(g·x̂), b = -mean(g) (the module docstring's dx,
@@ -404,8 +420,8 @@ def _batch_norm_backward_kernel(ctx, g, x, mu, s, weight):
     _, c, length = ctx.view
     dtype = x.dtype
     g, xv = xp.ascontiguousarray(g).reshape(ctx.view), x.reshape(ctx.view)
-    sum_g, sum_gxc = _channel_sums(g, xv, mu.reshape(-1).astype(xp.float64), 2)
-    s64 = s.reshape(-1).astype(xp.float64)
+    mean64, s64 = ctx.stats64
+    sum_g, sum_gxc = _channel_sums(g, xv, mean64, 2)
     sum_gxhat = s64 * sum_gxc
     gw = sum_gxhat.astype(dtype).reshape(ctx.param_size) if need_w else None
     gb = sum_g.astype(dtype).reshape(ctx.param_size) if need_b else None
