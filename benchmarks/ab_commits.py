@@ -24,12 +24,12 @@ sys.path.insert(0, os.path.abspath(sys.argv[1]))
 import numpy as np
 import tensorgrad as tg, nn, models
 import tensorgrad.functional as F
-batch, steps = int(sys.argv[2]), int(sys.argv[3])
+batch, steps, size = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 tg.manual_seed(0)
 model = models.resnet20(num_classes=10)
 opt = nn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
 rng = np.random.default_rng(0)
-x = tg.tensor(rng.standard_normal((batch, 3, 32, 32)).astype(np.float32))
+x = tg.tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
 y = tg.tensor(rng.integers(0, 10, batch))
 
 def step():
@@ -51,13 +51,14 @@ def main() -> None:
     p.add_argument("before")
     p.add_argument("after")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--size", type=int, default=32, help="image side (8: the digits of make train)")
     p.add_argument("--steps", type=int, default=2, help="steps per block")
     p.add_argument("--blocks", type=int, default=15)
     args = p.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
                OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"))
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, tree, str(args.batch),
-                                 str(args.steps)], stdin=subprocess.PIPE,
+                                 str(args.steps), str(args.size)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=env)
                for tree in (args.before, args.after)]
     for w in workers:
@@ -73,7 +74,8 @@ def main() -> None:
         w.stdin.close()
         w.wait()
     ratios = [a / b for b, a in zip(*times)]
-    print(f"ResNet-20 step, batch {args.batch}: before {statistics.median(times[0]):.1f} ms, "
+    print(f"ResNet-20 step, batch {args.batch} of {args.size}²: before "
+          f"{statistics.median(times[0]):.1f} ms, "
           f"after {statistics.median(times[1]):.1f} ms; median per-block ratio "
           f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
 
