@@ -37,8 +37,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tensorgrad import kernels
+from tensorgrad import backend, kernels
+from tensorgrad.backends import cuda as cuda_settings
 
 HEADER = Path(__file__).with_name("cuda_emulation.h")
 GXX = shutil.which("g++")
@@ -62,6 +64,12 @@ class EmulationError(AssertionError):
 
 def unavailable_reason() -> str | None:
     return None if GXX else "g++ is not installed (needed to emulate CUDA kernels)"
+
+
+def require() -> None:
+    """Fail, not skip, without g++: emulation is how make test checks kernel logic."""
+    if GXX is None:
+        pytest.fail(unavailable_reason())
 
 
 def _launcher(source: kernels.CudaSource, name: str) -> str:
@@ -214,3 +222,49 @@ def recording():
         yield launched
     finally:
         kernels.launch = launch
+
+
+# ------------------------------------------------------------------ where a test runs
+# The kernel tests run each comparison twice: emulated here (every make test) and on a
+# real GPU (gpu-marked). ``Place`` is what differs between the two; the test modules add
+# how they compare results.
+
+PLACES = [pytest.param("emulated", marks=pytest.mark.cpu_only),
+          pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@contextlib.contextmanager
+def switched_on():
+    """The kernels switch of tensorgrad.backends.cuda on, restored after."""
+    before = cuda_settings.kernels
+    cuda_settings.kernels = True
+    try:
+        yield
+    finally:
+        cuda_settings.kernels = before
+
+
+class Place:
+    """Where the kernels of ``sources`` run: ``emulated`` (NumPy arrays, g++) or ``cuda``
+    (CuPy). Emulation is how make test checks kernel logic: without g++ it fails."""
+
+    sources: tuple[kernels.CudaSource, ...] = ()
+
+    def __init__(self, name: str):
+        if name == "emulated":
+            require()
+        self.name, self.emulated = name, name == "emulated"
+        self.device = "cpu" if self.emulated else "cuda"
+
+    def to(self, a: np.ndarray):
+        return a if self.emulated else backend._cupy.asarray(a)
+
+    def host(self, a) -> np.ndarray:
+        return a if isinstance(a, np.ndarray) else backend._cupy.asnumpy(a)
+
+    @contextlib.contextmanager
+    def kernels(self):
+        """Kernels on; yields the list of the kernels launched."""
+        on = active(*self.sources) if self.emulated else switched_on()
+        with on, recording() as launched:
+            yield launched

@@ -18,7 +18,6 @@ itself.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import types
 
@@ -29,7 +28,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tensorgrad as tg
-from tensorgrad import backend, kernels
+from tensorgrad import kernels
 from tensorgrad.backends import cuda as cuda_settings
 from tensorgrad.ops import conv, pool
 
@@ -37,28 +36,8 @@ SOURCES = (conv._COLUMNS, pool._POOL)
 DTYPES = st.sampled_from([np.float32, np.float64])
 
 
-class On:
-    """Where the kernels run: ``emulated`` (NumPy arrays, g++) or ``cuda`` (CuPy)."""
-
-    def __init__(self, name: str):
-        self.name, self.emulated = name, name == "emulated"
-        self.device = "cpu" if self.emulated else "cuda"
-
-    def to(self, a: np.ndarray):
-        return a if self.emulated else backend._cupy.asarray(a)
-
-    def host(self, a) -> np.ndarray:
-        return a if isinstance(a, np.ndarray) else backend._cupy.asnumpy(a)
-
-    @contextlib.contextmanager
-    def kernels(self):
-        """Kernels on; yields the list of the kernels launched."""
-        if self.emulated:
-            on = emulation.active(*SOURCES)
-        else:
-            on = _switched_on()
-        with on, emulation.recording() as launched:
-            yield launched
+class On(emulation.Place):
+    sources = SOURCES
 
     def same(self, kernel: str, case: str, got, want) -> None:
         got, want = self.host(got), self.host(want)
@@ -74,22 +53,8 @@ class On:
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-@contextlib.contextmanager
-def _switched_on():
-    before = cuda_settings.kernels
-    cuda_settings.kernels = True
-    try:
-        yield
-    finally:
-        cuda_settings.kernels = before
-
-
-@pytest.fixture(scope="module", params=[
-    pytest.param("emulated", marks=pytest.mark.cpu_only),
-    pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module", params=emulation.PLACES)
 def on(request) -> On:
-    if request.param == "emulated" and emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
     return On(request.param)
 
 
@@ -438,8 +403,7 @@ extern "C" __global__ void copy_f32(const float* x, float* y, long long n, int s
     (-1, 1, "wrote outside y"),  # writes one before the start of y
 ])
 def test_the_emulation_catches_out_of_bounds_and_unwritten_outputs(shift, every, error):
-    if emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
+    emulation.require()
     src = _scratch_source(_COPY, "copy_f32")
     try:
         x, y = np.arange(10, dtype=np.float32), np.zeros(10, np.float32)
@@ -457,8 +421,7 @@ def test_the_emulation_catches_out_of_bounds_and_unwritten_outputs(shift, every,
 
 @pytest.mark.cpu_only
 def test_the_emulation_refuses_kernels_whose_threads_cooperate():
-    if emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
+    emulation.require()
     src = _scratch_source(r"""
     extern "C" __global__ void shared_sum(const float* x, float* y) {
         __shared__ float part[256];

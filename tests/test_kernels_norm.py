@@ -24,8 +24,6 @@ the largest seen over 1,200 drawn cases was 1.4e-6).
 
 from __future__ import annotations
 
-import contextlib
-
 import cuda_emulation as emulation
 import numpy as np
 import pytest
@@ -33,32 +31,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tensorgrad as tg
-from tensorgrad import backend, kernels
-from tensorgrad.backends import cuda as cuda_settings
+from tensorgrad import kernels
 from tensorgrad.ops import norm
 
 TOLERANCE = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
 
-class On:
-    """Where the kernels run: ``emulated`` (NumPy arrays, g++) or ``cuda`` (CuPy)."""
-
-    def __init__(self, name: str):
-        self.name, self.emulated = name, name == "emulated"
-        self.device = "cpu" if self.emulated else "cuda"
-
-    def to(self, a: np.ndarray):
-        return a if self.emulated else backend._cupy.asarray(a)
-
-    def host(self, a) -> np.ndarray:
-        return a if isinstance(a, np.ndarray) else backend._cupy.asnumpy(a)
-
-    @contextlib.contextmanager
-    def kernels(self):
-        """Kernels on; yields the list of the kernels launched."""
-        on = emulation.active(norm._BATCH_NORM) if self.emulated else _switched_on()
-        with on, emulation.recording() as launched:
-            yield launched
+class On(emulation.Place):
+    sources = (norm._BATCH_NORM,)
 
     def close(self, what: str, case: str, got, want, cond: float = 1.0) -> None:
         """|got - want| <= TOLERANCE · cond · max(1, max |want|)."""
@@ -71,22 +51,8 @@ class On:
         assert diff <= TOLERANCE[want.dtype] * cond * scale, f"{what} {case}: |diff| {diff}"
 
 
-@contextlib.contextmanager
-def _switched_on():
-    before = cuda_settings.kernels
-    cuda_settings.kernels = True
-    try:
-        yield
-    finally:
-        cuda_settings.kernels = before
-
-
-@pytest.fixture(scope="module", params=[
-    pytest.param("emulated", marks=pytest.mark.cpu_only),
-    pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module", params=emulation.PLACES)
 def on(request) -> On:
-    if request.param == "emulated" and emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
     return On(request.param)
 
 

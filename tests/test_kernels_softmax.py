@@ -23,7 +23,6 @@ softmax (``test_cross_entropy_backward_without_weights_is_bit_exact``: no sum in
 
 from __future__ import annotations
 
-import contextlib
 import re
 import types
 
@@ -34,8 +33,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tensorgrad as tg
-from tensorgrad import backend, kernels
-from tensorgrad.backends import cuda as cuda_settings
+from tensorgrad import kernels
 from tensorgrad.ops import loss, reduce
 
 SOURCES = (reduce._SOFTMAX, loss._CROSS_ENTROPY)
@@ -43,25 +41,8 @@ DTYPES = st.sampled_from([np.float32, np.float64])
 TOLERANCE = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
 
 
-class On:
-    """Where the kernels run: ``emulated`` (NumPy arrays, g++) or ``cuda`` (CuPy)."""
-
-    def __init__(self, name: str):
-        self.name, self.emulated = name, name == "emulated"
-        self.device = "cpu" if self.emulated else "cuda"
-
-    def to(self, a: np.ndarray):
-        return a if self.emulated else backend._cupy.asarray(a)
-
-    def host(self, a) -> np.ndarray:
-        return a if isinstance(a, np.ndarray) else backend._cupy.asnumpy(a)
-
-    @contextlib.contextmanager
-    def kernels(self):
-        """Kernels on; yields the list of the kernels launched."""
-        on = emulation.active(*SOURCES) if self.emulated else _switched_on()
-        with on, emulation.recording() as launched:
-            yield launched
+class On(emulation.Place):
+    sources = SOURCES
 
     def close(self, kernel: str, case: str, got, want, scale: float = 1.0) -> None:
         """Equal NaN/±inf positions; finite values within the dtype's tolerance (relative,
@@ -79,22 +60,8 @@ class On:
         np.testing.assert_allclose(got[finite], want[finite], rtol=tol, atol=tol * scale)
 
 
-@contextlib.contextmanager
-def _switched_on():
-    before = cuda_settings.kernels
-    cuda_settings.kernels = True
-    try:
-        yield
-    finally:
-        cuda_settings.kernels = before
-
-
-@pytest.fixture(scope="module", params=[
-    pytest.param("emulated", marks=pytest.mark.cpu_only),
-    pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module", params=emulation.PLACES)
 def on(request) -> On:
-    if request.param == "emulated" and emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
     return On(request.param)
 
 
@@ -287,8 +254,7 @@ def test_the_kernels_agree_with_closed_forms(dtype):
     """Not only with the generic path: softmax([0, log 2, log 5]) = [1, 2, 5] / 8, and the
     cross-entropy of a row is log Σe^x − x_t, its gradient softmax − onehot (PyTorch's
     definitions), on the emulated kernels."""
-    if emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
+    emulation.require()
     x = np.log(np.array([[1.0, 2.0, 5.0], [4.0, 2.0, 2.0]])).astype(dtype)
     with emulation.active(*SOURCES):
         s = reduce.Softmax.forward(_ctx(), x, dim=1)
@@ -307,8 +273,7 @@ def test_a_target_out_of_range_gives_nan_not_a_read_out_of_bounds():
     """On a GPU the range check of the targets is deferred (it raises at the next
     transfer): meanwhile the kernels must not read outside the row. The emulation's guards
     would report such a read; the row becomes NaN instead."""
-    if emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
+    emulation.require()
     x = np.zeros((3, 4))
     target = np.array([1, 4, 9])
     with emulation.active(*SOURCES):

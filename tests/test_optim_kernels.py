@@ -17,8 +17,6 @@ The reference is the same optimizer stepping a copy of the parameters under
 
 from __future__ import annotations
 
-import contextlib
-
 import cuda_emulation as emulation
 import numpy as np
 import pytest
@@ -28,26 +26,11 @@ from hypothesis import strategies as st
 import nn
 import tensorgrad as tg
 from nn.optim import fused
-from tensorgrad import backend, kernels
-from tensorgrad.backends import cuda as cuda_settings
+from tensorgrad import kernels
 
 
-class On:
-    """Where the kernels run: ``emulated`` (NumPy arrays, g++) or ``cuda`` (CuPy)."""
-
-    def __init__(self, name: str):
-        self.name, self.emulated = name, name == "emulated"
-        self.device = "cpu" if self.emulated else "cuda"
-
-    def host(self, a) -> np.ndarray:
-        return a if isinstance(a, np.ndarray) else backend._cupy.asnumpy(a)
-
-    @contextlib.contextmanager
-    def kernels(self):
-        """Kernels on; yields the list of the kernels launched."""
-        with (emulation.active(fused._UPDATES) if self.emulated else _switched_on()), \
-                emulation.recording() as launched:
-            yield launched
+class On(emulation.Place):
+    sources = (fused._UPDATES,)
 
     def same(self, kernel: str, case: str, got, want) -> None:
         got, want = self.host(got), self.host(want)
@@ -59,22 +42,8 @@ class On:
         np.testing.assert_array_equal(got, want)
 
 
-@contextlib.contextmanager
-def _switched_on():
-    before = cuda_settings.kernels
-    cuda_settings.kernels = True
-    try:
-        yield
-    finally:
-        cuda_settings.kernels = before
-
-
-@pytest.fixture(scope="module", params=[
-    pytest.param("emulated", marks=pytest.mark.cpu_only),
-    pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module", params=emulation.PLACES)
 def on(request) -> On:
-    if request.param == "emulated" and emulation.unavailable_reason():
-        pytest.skip(emulation.unavailable_reason())
     return On(request.param)
 
 
@@ -206,9 +175,8 @@ def _launched_by(opt, p) -> list[str]:
 
 
 @pytest.mark.cpu_only
-@pytest.mark.skipif(emulation.unavailable_reason() is not None,
-                    reason=str(emulation.unavailable_reason()))
 def test_unsupported_cases_take_the_generic_path():
+    emulation.require()
     # a non-contiguous parameter (updated in place, so it cannot be copied first)
     base = tg.tensor(np.ones((4, 6), np.float32), requires_grad=True)
     strided = tg.tensor(np.ones((6, 4), np.float32).T, requires_grad=True)
@@ -224,8 +192,6 @@ def test_unsupported_cases_take_the_generic_path():
 
 
 @pytest.mark.cpu_only
-@pytest.mark.skipif(emulation.unavailable_reason() is not None,
-                    reason=str(emulation.unavailable_reason()))
 def test_kernels_are_off_by_default():
     p = tg.tensor(np.ones(3, np.float32), requires_grad=True)
     p.grad = tg.ones_like(p)
