@@ -225,7 +225,8 @@ def test_every_test_module_says_which_device_it_runs_on():
     for path in sorted(TESTS.glob("test_*.py")):
         text = path.read_text()
         tree = ast.parse(text)
-        takes_device = "pytest.mark.gpu" in text or any(
+        # (emulation.PLACES: the kernel tests' places, one of them gpu-marked)
+        takes_device = "pytest.mark.gpu" in text or "emulation.PLACES" in text or any(
             isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
             and any(a.arg == "device" for a in node.args.args) for node in ast.walk(tree))
         cpu_only = any(isinstance(node, ast.Assign) and "pytestmark" in ast.unparse(node.targets)

@@ -50,14 +50,20 @@ def _mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
+def _require_mpi() -> str:
+    """mpiexec, which the dev extras bring (mpi4py and the mpich wheel): without them
+    the environment is broken, and the test fails rather than skip."""
+    mpiexec = _mpiexec()
+    if mpiexec is None or importlib_util.find_spec("mpi4py") is None:
+        pytest.fail('mpi4py or mpiexec is missing: pip install -e ".[dev]" brings both')
+    return mpiexec
+
+
 def run_mpi(n: int, mode: str, timeout: float = 60,
             pythonpath: str | None = None) -> tuple[int, str, float]:
     """(exit status, stdout + stderr, seconds) of the worker under ``mpiexec -n n``; on
     timeout the whole process group is killed and the test fails."""
-    pytest.importorskip("mpi4py", reason='needs the distributed extra (pip install -e ".[dev]")')
-    mpiexec = _mpiexec()
-    if mpiexec is None:
-        pytest.skip("no mpiexec (the mpich wheel of the distributed extra brings one)")
+    mpiexec = _require_mpi()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
@@ -94,7 +100,7 @@ def test_multi_process_checks(n, standin):
 def test_nccl_calls_follow_cupys_signatures():
     """No GPU here: the NCCL wrapper against a recording stand-in of cupy.cuda.nccl
     (one process, tests/standin as CuPy); the real thing: tests/test_distributed_gpu.py."""
-    pytest.importorskip("mpi4py", reason='needs the distributed extra (pip install -e ".[dev]")')
+    _require_mpi()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "standin"), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(WORKER), "nccl-calls"], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=60)
@@ -286,9 +292,7 @@ def _metrics(out: pathlib.Path) -> list[dict]:
 
 
 def _train_mpi(n: int, out: pathlib.Path, *args: str) -> str:
-    mpiexec = _mpiexec()
-    if mpiexec is None or importlib_util.find_spec("mpi4py") is None:
-        pytest.skip("needs the distributed extra (mpi4py and the mpich wheel's mpiexec)")
+    mpiexec = _require_mpi()
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     result = subprocess.run([mpiexec, "-n", str(n), sys.executable, str(TRAIN), *TINY_RUN,
                              "--out", str(out), *args], capture_output=True, text=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,6 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.skipif(tg.cuda.is_available(), reason="needs a machine without a GPU")
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_without_a_gpu_make_gpu_check_says_so_in_one_line(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(["make", "-s", "gpu-check", f"GPU_PYTHON={sys.executable}",

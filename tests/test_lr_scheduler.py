@@ -582,24 +582,3 @@ def test_one_cycle_refuses_an_optimizer_without_momentum_before_changing_it(devi
                  lambda: lr_scheduler.ExponentialLR(object(), 0.5)):
         with pytest.raises(TypeError, match="not an Optimizer"):
             make()
-
-
-@pytest.mark.parametrize("name, kwargs", [
-    ("ExponentialLR", dict(gamma=0.83)),
-    ("LinearLR", dict(start_factor=0.2, total_iters=7)),
-    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.01)),
-    ("OneCycleLR", dict(max_lr=0.9, total_steps=19)),
-    ("OneCycleLR", dict(max_lr=0.9, total_steps=19, three_phase=True, anneal_strategy="linear")),
-])
-def test_new_schedulers_match_torch(name, kwargs):
-    torch = pytest.importorskip("torch")
-    ours = getattr(lr_scheduler, name)(make_optimizer([0.2]), **kwargs)
-    p = torch.nn.Parameter(torch.zeros(1))
-    topt = torch.optim.SGD([p], lr=0.2, momentum=0.9)
-    theirs = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
-    for _ in range(19):
-        assert ours.get_last_lr() == theirs.get_last_lr()
-        assert ours.optimizer.param_groups[0]["momentum"] == topt.param_groups[0]["momentum"]
-        topt.step()
-        theirs.step()
-        ours.step()
