@@ -275,7 +275,8 @@ class Function:
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
         # NumPy turns 0-d results into scalars (np.float32); .data is always an array
-        outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
+        if any(isinstance(o, np.generic) for o in outs):
+            outs = _scalars_as_arrays(ctx, outs)
         _check_outputs(cls, outs)
         # only floating-point results carry gradients (an int or bool result, such as a
         # cast or an argmax, is a constant to autograd, as in PyTorch)
@@ -295,6 +296,17 @@ class Function:
                 for obs in observers:
                     obs.recorded(node)
         return results if multiple else results[0]
+
+
+def _scalars_as_arrays(ctx: Context, outs: tuple) -> tuple:
+    """NumPy gives an op on 0-d arrays a scalar (np.float32), and ``.data`` is always an
+    array: each scalar becomes one, also where forward saved it, so that the saved
+    value is the output's own array (create_graph finds the output tensor through it)."""
+    arrays = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)
+    if ctx._saved:
+        swap = {id(o): a for o, a in zip(outs, arrays) if o is not a}
+        ctx._saved = tuple(swap.get(id(v), v) for v in ctx._saved)
+    return arrays
 
 
 def _check_outputs(fn: type, outs: tuple) -> None:

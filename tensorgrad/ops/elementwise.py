@@ -15,12 +15,6 @@ from ..backend import get_array_module
 from ..tensor import DEFAULT_FLOAT, Tensor, _is_float
 
 
-def _array(z):
-    """NumPy turns 0-d results into scalars; a saved output must be the very array the
-    op returns (create_graph finds the output tensor through it), so keep it an array."""
-    return np.asarray(z) if isinstance(z, np.generic) else z
-
-
 class Add(Function):
     """z = x + y"""
 
@@ -92,7 +86,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        z = _array(x**y)
+        z = x**y
         ctx.save_for_backward(x, y, z)
         return z
 
@@ -156,7 +150,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = _array(get_array_module(x).exp(x))
+        z = get_array_module(x).exp(x)
         ctx.save_for_backward(z)
         return z
 
@@ -189,7 +183,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = _array(get_array_module(x).sqrt(x))
+        z = get_array_module(x).sqrt(x)
         ctx.save_for_backward(z)
         return z
 
@@ -222,7 +216,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = _array(get_array_module(x).tanh(x))
+        z = get_array_module(x).tanh(x)
         ctx.save_for_backward(z)
         return z
 
@@ -260,7 +254,7 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, x):
-        z = _array(get_array_module(x).maximum(x, 0))
+        z = get_array_module(x).maximum(x, 0)
         ctx.save_for_backward(z)
         return z
 

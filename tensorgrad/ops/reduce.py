@@ -86,10 +86,11 @@ def _kept(r, in_shape, axes):
                            for a, n in enumerate(in_shape)))
 
 
-# _as_output: the forwards that save their output wrap it in xp.asarray (free for an
-# array). NumPy gives the result of a 0-d input as a scalar, which apply would turn into
-# a new array: the saved value must be the very array the output holds, as
-# create_graph reads it as the output Tensor.
+def _as_array(r):
+    """A keepdims reduction of a 0-d input, which NumPy returns as a scalar, as an array:
+    the op's output (``r`` with the reduced axes dropped) is then a view of the saved
+    ``r``, which is how create_graph finds the output tensor behind it."""
+    return np.asarray(r) if isinstance(r, np.generic) else r
 
 
 def _count(shape, axes) -> int:
@@ -171,7 +172,7 @@ class Std(Function):
     @staticmethod
     def forward(ctx, x, *, axes, keepdim, ddof):
         xp = get_array_module(x)
-        s = xp.asarray(xp.sqrt(_variance(ctx, x, axes, keepdim, ddof)))  # see _as_output
+        s = xp.sqrt(_variance(ctx, x, axes, keepdim, ddof))
         ctx.save_for_backward(x, s)
         return s
 
@@ -199,7 +200,7 @@ class MaxMin(Function):
             raise ValueError(f"max/min over an empty dimension (input shape {x.shape}, "
                              f"dim {axes})")
         out = x.max(axis=axes, keepdims=True) if largest else x.min(axis=axes, keepdims=True)
-        out = get_array_module(x).asarray(out)  # see _as_output
+        out = _as_array(out)
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdim = axes, keepdim
         if keepdim:
@@ -274,7 +275,7 @@ class Norm(Function):
             r = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
         else:
             r = (a**p).sum(axis=axes, keepdims=True) ** (1.0 / p)
-        r = xp.asarray(r)  # see _as_output
+        r = _as_array(r)
         ctx.save_for_backward(x, r)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         if keepdim:
@@ -331,8 +332,7 @@ class LogSumExp(Function):
         xp = get_array_module(x)
         m = x.max(axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or inf) stays -inf (or inf)
-        y = m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True))
-        y = xp.asarray(y)  # see _as_output
+        y = _as_array(m + xp.log(xp.exp(x - m).sum(axis=axes, keepdims=True)))
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         if keepdim:
@@ -367,7 +367,7 @@ class Softmax(Function):
             s = _rows_kernel("softmax_forward", x)
         else:
             e = xp.exp(_shifted(x, dim))
-            s = xp.asarray(e / e.sum(axis=dim, keepdims=True))  # see _as_output
+            s = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(s)
         ctx.dim = dim
         return s
@@ -394,7 +394,6 @@ class LogSoftmax(Function):
         else:
             shifted = _shifted(x, dim)
             y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-            y = xp.asarray(y)  # see _as_output
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
