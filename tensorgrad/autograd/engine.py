@@ -119,38 +119,21 @@ def run_backward(tensors: list, seeds: list, retain_graph: bool = False,
     uses = _leaf_uses(order) if inputs is None else {}
     for node in reversed(order):
         out_grads = grads.pop(node, None)  # released as soon as it is consumed
-        if out_grads is not None and (node.hooks or node.retained):
-            out_grads = _run_hooks(node, out_grads)
-        if out_grads is not None and wanted_outputs:
-            for i, g in enumerate(out_grads):
-                k = wanted_outputs.get((node, i))
-                if k is not None:
-                    results[k] = g
-        if out_grads is not None and (needed is None or node in needed):
-            if create_graph:
-                in_grads = _call_backward_traced(node, out_grads)
-            else:
-                in_grads = _call_backward(node, out_grads)
-            if not retain_graph:
-                node.ctx.free()
-                node.freed = True
-            for inp, edge, g in zip(node.inputs, node.edges, in_grads):
-                if g is None or edge is None:
-                    continue
-                g = _fit(node, g, inp)
-                child, i = edge
-                if child is None:
-                    _add_leaf(leaf_grads, inp, g, not create_graph and
-                              _is_fresh(g, in_grads, out_grads))
-                    continue
-                slots = grads.setdefault(child, [None] * len(child.outputs))
-                slots[i] = g if slots[i] is None else slots[i] + g
-        for inp, edge in zip(node.inputs, node.edges):
-            if edge is not None and edge[0] is None and id(inp) in uses:
-                uses[id(inp)] -= 1
-                if uses[id(inp)] == 0 and id(inp) in leaf_grads:
-                    leaf, g, owned = leaf_grads.pop(id(inp))
-                    leaf._accumulate(_result(g), owned)
+        if out_grads is not None:
+            if node.hooks or node.retained:
+                out_grads = _run_hooks(node, out_grads)
+            for i, g in enumerate(out_grads) if wanted_outputs else ():
+                if (node, i) in wanted_outputs:
+                    results[wanted_outputs[(node, i)]] = g
+            if needed is None or node in needed:
+                call = _call_backward_traced if create_graph else _call_backward
+                in_grads = call(node, out_grads)
+                if not retain_graph:
+                    node.ctx.free()
+                    node.freed = True
+                _pass_on(node, in_grads, out_grads, grads, leaf_grads, create_graph)
+        if uses:
+            _release_leaves(node, uses, leaf_grads)
     for leaf, g, owned in leaf_grads.values():
         if inputs is None:
             leaf._accumulate(_result(g), owned)
@@ -159,6 +142,32 @@ def run_backward(tensors: list, seeds: list, retain_graph: bool = False,
     if results is not None:
         results = [None if g is None else _result(g) for g in results]
     return results
+
+
+def _pass_on(node: Node, in_grads: tuple, out_grads: list, grads: dict, leaf_grads: dict,
+             create_graph: bool) -> None:
+    """The chain rule's sum: each input's gradient is added to what its producer (the
+    edge's node, at the edge's output) or its leaf has received so far."""
+    for inp, edge, g in zip(node.inputs, node.edges, in_grads):
+        if g is None or edge is None:
+            continue
+        g = _fit(node, g, inp)
+        child, i = edge
+        if child is None:
+            _add_leaf(leaf_grads, inp, g, not create_graph and _is_fresh(g, in_grads, out_grads))
+            continue
+        slots = grads.setdefault(child, [None] * len(child.outputs))
+        slots[i] = g if slots[i] is None else slots[i] + g
+
+
+def _release_leaves(node: Node, uses: dict, leaf_grads: dict) -> None:
+    """``node`` was the last use of a leaf: its gradient is final, into ``.grad`` now."""
+    for inp, edge in zip(node.inputs, node.edges):
+        if edge is not None and edge[0] is None and id(inp) in uses:
+            uses[id(inp)] -= 1
+            if uses[id(inp)] == 0 and id(inp) in leaf_grads:
+                leaf, g, owned = leaf_grads.pop(id(inp))
+                leaf._accumulate(_result(g), owned)
 
 
 def _leaf_uses(order: list[Node]) -> dict[int, int]:
