@@ -26,12 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-
-
-def _tensor_type():
-    from ..tensor import Tensor
-
-    return Tensor
+from .function import _tensor_type
 
 
 def _ops():
@@ -40,7 +35,7 @@ def _ops():
     return ops
 
 
-def unwrap(x: Any, like: Any = None) -> Any:
+def unwrap(x: Any) -> Any:
     """A Tensor for a traced array; a constant Tensor for a raw array; scalars as they are."""
     Tensor = _tensor_type()
     if isinstance(x, TracedArray):
@@ -198,17 +193,17 @@ class TracedArray:
 
     # ------------------------------------------------------------ NumPy methods
     def sum(self, axis=None, keepdims=False, dtype=None):
-        out = self.t.sum(dim=_axes(axis), keepdim=keepdims)
+        out = self.t.sum(dim=axis, keepdim=keepdims)
         return TracedArray(out if dtype is None else out.to(dtype=dtype))
 
     def mean(self, axis=None, keepdims=False):
-        return TracedArray(self.t.mean(dim=_axes(axis), keepdim=keepdims))
+        return TracedArray(self.t.mean(dim=axis, keepdim=keepdims))
 
     def max(self, axis=None, keepdims=False):
-        return TracedArray(_ops().amax(self.t, _axes(axis), keepdims))
+        return TracedArray(_ops().amax(self.t, axis, keepdims))
 
     def min(self, axis=None, keepdims=False):
-        return TracedArray(_ops().amin(self.t, _axes(axis), keepdims))
+        return TracedArray(_ops().amin(self.t, axis, keepdims))
 
     def reshape(self, *shape):
         return TracedArray(self.t.reshape(*shape))
@@ -244,10 +239,6 @@ def _raw_index(index):
     if isinstance(index, TracedArray):
         return index.t.data  # an index array is data, never differentiated
     return index
-
-
-def _axes(axis):
-    return None if axis is None else axis
 
 
 class _Add:
@@ -434,11 +425,9 @@ class _TracedNumPy:
 
 def _scalar_like(x, ref: TracedArray) -> TracedArray:
     """A scalar (or raw array) operand of ``where`` as a constant traced array."""
-    Tensor = _tensor_type()
     if isinstance(x, (int, float, np.generic)):
-        xp = traced_numpy._like(ref, lambda xp, r: xp.full_like(r, x))
-        return xp
-    return TracedArray(unwrap(x) if isinstance(unwrap(x), Tensor) else Tensor._make(x, None))
+        return traced_numpy._like(ref, lambda xp, r: xp.full_like(r, x))
+    return TracedArray(unwrap(x))
 
 
 traced_numpy = _TracedNumPy()
